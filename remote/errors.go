@@ -72,3 +72,9 @@ func KindOf(status int, reason string) error {
 // tries to create or update a Folder or File. It is the one message matched
 // exactly: Synapse gives the case no error code.
 const CertifiedOnlyReason = "Only certified users may create or update content in Synapse."
+
+// IsTransient reports whether err is worth retrying later: Synapse was
+// unreachable, throttled or failing after the client's own retries.
+func IsTransient(err error) bool {
+	return errors.Is(err, ErrTransient)
+}
