@@ -1,0 +1,390 @@
+package synapse
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/synfs/synfs/remote"
+)
+
+// Body size caps. A success body larger than maxBody is refused; an error
+// body is read up to maxErrBody and the rest dropped.
+const (
+	maxBody    = 16 << 20
+	maxErrBody = 64 << 10
+	maxReason  = 1024
+)
+
+// limiter bounds REST calls: sem caps calls in flight, and a token bucket
+// (generic cell rate algorithm) caps calls started per minute.
+type limiter struct {
+	sem chan struct{}
+
+	mu       sync.Mutex // protects tat
+	tat      time.Time  // theoretical arrival time of the next call
+	interval time.Duration
+	burst    time.Duration
+}
+
+func newLimiter(concurrent, perMinute int) *limiter {
+	iv := time.Minute / time.Duration(perMinute)
+	b := max(1, perMinute/10)
+	return &limiter{
+		sem:      make(chan struct{}, concurrent),
+		interval: iv,
+		burst:    iv * time.Duration(b-1),
+	}
+}
+
+// acquire waits for the rate limit and then for a free slot. The caller must
+// call release once the call has finished.
+func (l *limiter) acquire(ctx context.Context) error {
+	l.mu.Lock()
+	now := time.Now()
+	tat := l.tat
+	if tat.Before(now) {
+		tat = now
+	}
+	wait := tat.Sub(now) - l.burst
+	l.tat = tat.Add(l.interval)
+	l.mu.Unlock()
+	if wait > 0 {
+		if err := sleep(ctx, wait); err != nil {
+			return err
+		}
+	}
+	select {
+	case l.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (l *limiter) release() { <-l.sem }
+
+// sleep waits for d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// backoff returns the wait before retry number attempt (from 0): the
+// exponential step capped at RetryCap, times a random factor in [0.5, 1.5),
+// raised to retryAfter when the server asked for more, and capped again.
+func (c *Client) backoff(attempt int, retryAfter time.Duration) time.Duration {
+	d := c.cfg.RetryBase
+	for i := 0; i < attempt && d < c.cfg.RetryCap; i++ {
+		d *= 2
+	}
+	d = min(d, c.cfg.RetryCap)
+	d = time.Duration(float64(d) * (0.5 + rand.Float64()))
+	d = max(d, retryAfter)
+	return min(d, c.cfg.RetryCap)
+}
+
+// retryAfter parses a Retry-After header (seconds or an HTTP date).
+func retryAfter(h http.Header, now time.Time) time.Duration {
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// retryableStatus reports whether a response status is worth retrying.
+func retryableStatus(s int) bool {
+	switch s {
+	case http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway,
+		http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
+// notSent reports whether a transport error happened before the request
+// could have reached the server (a failed dial).
+func notSent(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	var dns *net.DNSError
+	return errors.As(err, &dns)
+}
+
+// scrub removes the token from s.
+func (c *Client) scrub(s string) string {
+	if c.cfg.Token != "" {
+		s = strings.ReplaceAll(s, c.cfg.Token, "[token]")
+	}
+	return s
+}
+
+// newError returns a *remote.Error with op and reason scrubbed of the token.
+func (c *Client) newError(op string, status int, reason string, kind error) *remote.Error {
+	if len(reason) > maxReason {
+		reason = reason[:maxReason] + "..."
+	}
+	return &remote.Error{Op: c.scrub(op), Status: status, Reason: c.scrub(reason), Kind: kind}
+}
+
+// transportError wraps a failed round trip. url.Error is unwrapped so that
+// the message does not repeat the URL.
+func (c *Client) transportError(op string, err error) *remote.Error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return c.newError(op, 0, err.Error(), remote.ErrTransient)
+}
+
+// canceled wraps a context error so that errors.Is(err, context.Canceled)
+// (or DeadlineExceeded) holds.
+func canceled(op string, err error) error {
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// statusError builds the error for a non-2xx response.
+func (c *Client) statusError(op string, status int, body []byte) *remote.Error {
+	reason := ParseReason(body)
+	if reason == "" {
+		reason = http.StatusText(status)
+	}
+	return c.newError(op, status, reason, remote.KindOf(status, reason))
+}
+
+// ParseReason returns the "reason" of a Synapse error body; for an S3 XML
+// error, its Message; otherwise the body's first line of text (at most 200
+// bytes), or "" for other JSON. It never
+// panics, whatever the input.
+func ParseReason(body []byte) string {
+	var e ErrorResponse
+	if json.Unmarshal(body, &e) == nil && e.Reason != "" {
+		return strings.TrimSpace(e.Reason)
+	}
+	if json.Valid(body) {
+		return ""
+	}
+	s := string(body)
+	// S3 answers with XML: <Error><Code>..</Code><Message>..</Message>.
+	if i := strings.Index(s, "<Message>"); i >= 0 {
+		s = s[i+len("<Message>"):]
+		if j := strings.Index(s, "</Message>"); j >= 0 {
+			s = s[:j]
+		}
+	}
+	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
+		s = s[:i]
+	}
+	s = strings.ToValidUTF8(strings.TrimSpace(s), "?")
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return s
+}
+
+// call is one Synapse REST request.
+type call struct {
+	method string
+	base   string // c.repo or c.file
+	path   string // "/entity/syn1"
+	query  url.Values
+	body   any // sent as JSON when not nil
+	out    any // a 2xx body is decoded into it when not nil
+
+	// once marks a request that must not be re-sent after it may have
+	// reached the server (creating an entity). It is retried only when the
+	// server certainly did not act: a throttle (429) or a failed dial. Any
+	// other transient failure returns ErrTransient, and the caller finds out
+	// what happened before trying again.
+	once bool
+}
+
+func (cl *call) op() string { return cl.method + " " + cl.path }
+
+// rest runs cl with retries and returns nil or an error: a *remote.Error, or
+// a wrapped context error.
+func (c *Client) rest(ctx context.Context, cl call) error {
+	op := cl.op()
+	var payload []byte
+	if cl.body != nil {
+		b, err := json.Marshal(cl.body)
+		if err != nil {
+			return c.newError(op, 0, "encoding request: "+err.Error(), remote.ErrInvalid)
+		}
+		payload = b
+	}
+	for attempt := 0; ; attempt++ {
+		if err := c.limit.acquire(ctx); err != nil {
+			return canceled(op, err)
+		}
+		status, hdr, body, err := c.roundTrip(ctx, &cl, payload)
+		c.limit.release()
+		var last *remote.Error
+		var wait time.Duration
+		switch {
+		case err != nil:
+			if ctx.Err() != nil {
+				return canceled(op, ctx.Err())
+			}
+			last = c.transportError(op, err)
+			if cl.once && !notSent(err) {
+				return last
+			}
+		case status >= 200 && status < 300:
+			if cl.out == nil || len(bytes.TrimSpace(body)) == 0 {
+				return nil
+			}
+			if err := json.Unmarshal(body, cl.out); err != nil {
+				return c.newError(op, status, "malformed response body: "+err.Error(), remote.ErrInvalid)
+			}
+			return nil
+		default:
+			last = c.statusError(op, status, body)
+			if !retryableStatus(status) || (cl.once && status != http.StatusTooManyRequests) {
+				return last
+			}
+			wait = retryAfter(hdr, c.now())
+		}
+		if attempt >= c.cfg.MaxRetries {
+			return last
+		}
+		d := c.backoff(attempt, wait)
+		c.log.LogAttrs(ctx, slogWarn, "synapse: retrying", attrOp(op), attrErr(last), attrAttempt(attempt+1), attrWait(d))
+		if err := sleep(ctx, d); err != nil {
+			return canceled(op, err)
+		}
+	}
+}
+
+// roundTrip sends one REST request and reads the whole response body.
+func (c *Client) roundTrip(ctx context.Context, cl *call, payload []byte) (int, http.Header, []byte, error) {
+	u := cl.base + cl.path
+	if len(cl.query) > 0 {
+		u += "?" + cl.query.Encode()
+	}
+	var body io.Reader
+	if payload != nil {
+		body = bytes.NewReader(payload)
+	}
+	req, err := http.NewRequestWithContext(ctx, cl.method, u, body)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	if c.cfg.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.cfg.Token)
+	}
+	req.Header.Set("Accept", "application/json; charset=UTF-8")
+	if payload != nil {
+		req.Header.Set("Content-Type", "application/json; charset=UTF-8")
+	}
+	req.Header.Set("User-Agent", c.cfg.UserAgent)
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	defer resp.Body.Close()
+	limit := int64(maxErrBody)
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		limit = maxBody
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	if int64(len(b)) > limit {
+		if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+			return 0, nil, nil, fmt.Errorf("response body larger than %d bytes", limit)
+		}
+		b = b[:limit]
+	}
+	return resp.StatusCode, resp.Header, b, nil
+}
+
+// presigned sends a request to a presigned URL (no token, no REST limits)
+// with retries on 429, 5xx and transport errors. body, when not nil, makes a
+// fresh request body for each attempt. A non-retryable status, or the last
+// retryable one, is returned as a response the caller inspects (2xx, 403,
+// 416, ...) unless it is a transport failure. The caller closes the body.
+func (c *Client) presigned(ctx context.Context, op, method, rawURL string, hdr http.Header, body func() io.ReadCloser, length int64) (*http.Response, error) {
+	for attempt := 0; ; attempt++ {
+		var rb io.ReadCloser
+		if body != nil {
+			rb = body()
+		}
+		req, err := http.NewRequestWithContext(ctx, method, rawURL, rb)
+		if err != nil {
+			if rb != nil {
+				rb.Close()
+			}
+			return nil, c.newError(op, 0, "bad presigned URL", remote.ErrInvalid)
+		}
+		if body != nil {
+			req.ContentLength = length
+			req.GetBody = func() (io.ReadCloser, error) { return body(), nil }
+			if length == 0 {
+				req.Body = http.NoBody
+			}
+		}
+		for k, vs := range hdr {
+			req.Header[k] = vs
+		}
+		req.Header.Set("User-Agent", c.cfg.UserAgent)
+		var last *remote.Error
+		var wait time.Duration
+		resp, err := c.hc.Do(req)
+		switch {
+		case err != nil:
+			if ctx.Err() != nil {
+				return nil, canceled(op, ctx.Err())
+			}
+			last = c.transportError(op, err)
+		case retryableStatus(resp.StatusCode):
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrBody))
+			resp.Body.Close()
+			last = c.statusError(op, resp.StatusCode, b)
+			wait = retryAfter(resp.Header, c.now())
+			if attempt >= c.cfg.MaxRetries {
+				return nil, last
+			}
+		default:
+			return resp, nil
+		}
+		if attempt >= c.cfg.MaxRetries {
+			return nil, last
+		}
+		d := c.backoff(attempt, wait)
+		c.log.LogAttrs(ctx, slogWarn, "synapse: retrying transfer", attrOp(op), attrErr(last), attrAttempt(attempt+1), attrWait(d))
+		if err := sleep(ctx, d); err != nil {
+			return nil, canceled(op, err)
+		}
+	}
+}
