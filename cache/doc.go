@@ -1,0 +1,64 @@
+// Package cache is synfs's durable write cache: files written under the
+// mount are staged here, in Badger, until the flusher has uploaded them.
+// It is the only package that imports Badger.
+//
+// A staged file is identified by an ino allocated by the Store. Its bytes
+// are kept in fixed-size chunks (1 MiB by default); its Record holds the
+// target (parent folder ID, name, entity to overwrite), size, MD5 when
+// known, a generation bumped by every change, modification time, upload
+// state and the multipart parameters of the upload in progress.
+//
+// # Key schema
+//
+// Every key starts with a one-letter table name and '/'. Integers are
+// big-endian, so byte order is numeric order. cache/keys.go is the only
+// place that builds or parses keys.
+//
+//	f/<ino:8>                 record: JSON of Record (with Upload inline)
+//	c/<ino:8><chunk:8>        chunk: bytes [chunk·ChunkSize, …) of the file,
+//	                          at most ChunkSize, cut at the size when written;
+//	                          a missing chunk or a short one reads as zeros
+//	x/<parentID>\x00<name>    index: the ino staged at that location (8 bytes);
+//	                          a prefix scan of x/<parentID>\x00 lists a folder
+//	d/<ino:8>                 pending marker, empty value: present exactly when
+//	                          the record's state is Open, Dirty, Uploading or
+//	                          Failed; a key-only scan finds the work left
+//	i/next                    counter: the next ino not reserved (8 bytes);
+//	                          inos are reserved 1024 at a time
+//	g/flush                   scratch key the garbage collector writes and drops
+//	                          to force a memtable flush
+//
+// # Consistency
+//
+// Writes are assembled into whole chunks in memory per file and written to
+// Badger when complete. The record is written by Flush (close(2)), after the
+// chunks, so its Size never claims bytes that are not written. Before the
+// first chunk written after a Flush, in the same batch and ahead of it, the
+// record is marked Open with MD5 "" and a new generation: after a crash the
+// file is uploaded as of its last flush (chunks past Size are deleted at
+// Open) and its MD5 is recomputed. Truncate writes the smaller size before
+// deleting chunks.
+//
+// An upload snapshots a generation (Reader, ComputeMD5); Reader fails with
+// ErrChanged as soon as the file changes, and Finish(ino, gen) deletes the
+// file's bytes only if the generation is still gen. Files uploaded while
+// handles are open stay readable until the last Release.
+//
+// # Space
+//
+// Used counts the staged bytes (file sizes) against Options.MaxSize; a write
+// that would exceed it waits for Finish or Remove to free space, then fails
+// with ErrNoSpace after Options.SpaceWait. Deleted chunks are reclaimed from
+// Badger's value log by a garbage collector owned by the Store, on a ticker
+// and after every 64 MiB deleted. Because Badger learns that a value is
+// garbage only when compaction meets its deletion, the collector first
+// forces a memtable flush and level-0 compaction.
+//
+// # Locking
+//
+// Lock order: Store.closeMu (read) < per-ino lock < Store.mu. The per-ino
+// lock serialises every change to one file's record and chunks, including
+// the File's in-memory state; Store.mu guards the tables of open files and
+// locks and the space accounting. Badger calls are made under the per-ino
+// lock but never under Store.mu.
+package cache

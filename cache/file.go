@@ -1,0 +1,608 @@
+package cache
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"hash"
+	"io"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// maxPending is how many partly written chunks a file keeps in memory
+// before writing them all to Badger.
+const maxPending = 8
+
+// File is the shared, reference-counted object for one staged file with
+// open handles. OpenFile returns the same *File to every opener; each
+// OpenFile is paired with one Release. Methods are safe for concurrent use.
+//
+// Writes are assembled into whole chunks in memory and written to Badger
+// when a chunk is complete, when too many chunks are partly written, and on
+// Flush. The record on disk is rewritten only by Flush (and by Truncate), so
+// its Size never claims bytes whose chunks are not written. Before the first
+// chunk after a Flush reaches Badger, the record is marked StateOpen with MD5
+// "", so after a crash the file is uploaded with a recomputed MD5.
+type File struct {
+	s   *Store
+	ino uint64
+
+	// Written under the ino lock, read anywhere.
+	gen        atomic.Uint64 // current generation
+	flushedGen atomic.Uint64 // generation described by the record on disk
+	size       atomic.Int64
+	mtime      atomic.Int64 // Unix nanoseconds
+
+	// The ino lock (Store.lockIno) protects the fields below.
+	refs     int
+	pending  map[int64][]byte // chunk number → ChunkSize buffer; zero beyond size
+	md5      hash.Hash        // running MD5 of bytes [0, md5Off)
+	md5OK    bool             // writes so far were sequential from 0, so md5Off == size
+	md5Off   int64
+	marked   bool  // the record on disk is StateOpen with MD5 ""
+	pstate   State // state of the record on disk
+	acct     int64 // bytes of this file counted in Store.used
+	done     bool  // uploaded while open; bytes kept for the handles only
+	reindex  bool  // re-add the index entry at the next flush (after done)
+	removed  bool  // Store.Remove deleted the file
+	released bool  // the last handle was released
+}
+
+// OpenFile returns the File for staged file ino, taking one reference.
+func (s *Store) OpenFile(ino uint64) (*File, error) {
+	done, err := s.enter()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	unlock := s.lockIno(ino)
+	defer unlock()
+	if f := s.openFile(ino); f != nil {
+		f.refs++
+		return f, nil
+	}
+	rec, err := s.readRecord(ino)
+	if err != nil {
+		return nil, err
+	}
+	if rec.State == StateDone {
+		return nil, ErrNotFound
+	}
+	f := &File{
+		s:       s,
+		ino:     ino,
+		refs:    1,
+		pending: make(map[int64][]byte),
+		marked:  rec.State == StateOpen && rec.MD5 == "",
+		pstate:  rec.State,
+		acct:    rec.Size,
+	}
+	f.gen.Store(rec.Gen)
+	f.flushedGen.Store(rec.Gen)
+	f.size.Store(rec.Size)
+	f.mtime.Store(rec.Mtime.UnixNano())
+	if rec.Size == 0 {
+		f.md5, f.md5OK = md5.New(), true
+	}
+	s.mu.Lock()
+	s.files[ino] = f
+	s.mu.Unlock()
+	return f, nil
+}
+
+// Ino returns the file's ino.
+func (f *File) Ino() uint64 { return f.ino }
+
+// Size returns the current size, including bytes not yet flushed.
+func (f *File) Size() int64 { return f.size.Load() }
+
+// Gen returns the current generation, including changes not yet flushed.
+func (f *File) Gen() uint64 { return f.gen.Load() }
+
+// Mtime returns the current modification time.
+func (f *File) Mtime() time.Time { return time.Unix(0, f.mtime.Load()) }
+
+// usableLocked reports why f cannot be used, if it cannot.
+func (f *File) usableLocked() error {
+	switch {
+	case f.released:
+		return ErrClosed
+	case f.removed:
+		return ErrNotFound
+	}
+	return nil
+}
+
+// touchLocked records a change of content.
+func (f *File) touchLocked() {
+	f.gen.Add(1)
+	f.mtime.Store(f.s.o.Now().UnixNano())
+}
+
+// restageLocked makes a file that was uploaded while open staged again,
+// because it is about to change.
+func (f *File) restageLocked(ctx context.Context) error {
+	if !f.done {
+		return nil
+	}
+	size := f.size.Load()
+	if err := f.s.reserve(ctx, size); err != nil {
+		return err
+	}
+	f.acct = size
+	f.done = false
+	f.reindex = true
+	return nil
+}
+
+// growLocked raises the size to n, reserving space first. The chunk that
+// holds the old end is brought into memory so that its bytes past the old
+// end read as zeros whatever Badger still holds there.
+func (f *File) growLocked(ctx context.Context, n int64) error {
+	old := f.size.Load()
+	if n <= old {
+		return nil
+	}
+	if need := n - f.acct; need > 0 {
+		if err := f.s.reserve(ctx, need); err != nil {
+			return err
+		}
+		f.acct += need
+	}
+	if cs := f.s.chunk; old%cs != 0 {
+		if _, err := f.chunkBufLocked(old/cs, old, false); err != nil {
+			return err
+		}
+	}
+	f.size.Store(n)
+	return nil
+}
+
+// chunkBufLocked returns the in-memory buffer of chunk k, reading it from
+// Badger (bytes below limit only) unless whole says it will be overwritten
+// entirely.
+func (f *File) chunkBufLocked(k, limit int64, whole bool) ([]byte, error) {
+	if b, ok := f.pending[k]; ok {
+		return b, nil
+	}
+	cs := f.s.chunk
+	b := make([]byte, cs)
+	if !whole && k*cs < limit {
+		err := f.s.db.View(func(txn *badger.Txn) error {
+			return readChunk(txn, f.ino, k, 0, b[:min(cs, limit-k*cs)])
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	f.pending[k] = b
+	return b, nil
+}
+
+// readChunk copies chunk k's bytes from offset in into dst, and zeros the
+// part of dst the chunk does not cover.
+func readChunk(txn *badger.Txn, ino uint64, k, in int64, dst []byte) error {
+	item, err := txn.Get(chunkKey(ino, k))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		clear(dst)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return item.Value(func(v []byte) error {
+		n := 0
+		if in < int64(len(v)) {
+			n = copy(dst, v[in:])
+		}
+		clear(dst[n:])
+		return nil
+	})
+}
+
+// WriteAt writes p at off. It waits (up to SpaceWait, or until ctx is done)
+// when MaxSize would be exceeded, then fails with ErrNoSpace.
+func (f *File) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errors.New("cache: negative offset")
+	}
+	done, err := f.s.enter()
+	if err != nil {
+		return 0, err
+	}
+	defer done()
+	unlock := f.s.lockIno(f.ino)
+	defer unlock()
+	if err := f.usableLocked(); err != nil {
+		return 0, err
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if err := f.restageLocked(ctx); err != nil {
+		return 0, err
+	}
+	end := off + int64(len(p))
+	old := f.size.Load()
+	if err := f.growLocked(ctx, end); err != nil {
+		return 0, err
+	}
+	f.touchLocked()
+	if f.md5OK {
+		if off == f.md5Off {
+			f.md5.Write(p)
+			f.md5Off = end
+		} else {
+			f.md5OK = false
+		}
+	}
+	cs := f.s.chunk
+	var full []int64
+	for pos := off; pos < end; {
+		k := pos / cs
+		in := pos - k*cs
+		n := min(cs-in, end-pos)
+		b, err := f.chunkBufLocked(k, old, n == cs)
+		if err != nil {
+			return 0, err
+		}
+		copy(b[in:in+n], p[pos-off:])
+		if in+n == cs {
+			full = append(full, k)
+		}
+		pos += n
+	}
+	if len(f.pending) > maxPending {
+		full = f.pendingKeysLocked()
+	}
+	if len(full) > 0 {
+		if err := f.writeChunksLocked(full); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+func (f *File) pendingKeysLocked() []int64 {
+	ks := make([]int64, 0, len(f.pending))
+	for k := range f.pending {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+// writeChunksLocked writes chunks ks from memory to Badger, marking the
+// record first if it is not marked yet.
+func (f *File) writeChunksLocked(ks []int64) error {
+	s := f.s
+	var mark *Record
+	if !f.marked {
+		rec, err := s.readRecord(f.ino)
+		if err != nil {
+			return err
+		}
+		rec.State, rec.MD5, rec.Gen = StateOpen, "", f.gen.Load()
+		mark = rec
+	}
+	size := f.size.Load()
+	err := s.batch(func(wb *badger.WriteBatch) error {
+		if mark != nil {
+			if err := putRecord(wb, mark); err != nil {
+				return err
+			}
+		}
+		for _, k := range ks {
+			b := f.pending[k]
+			if n := min(s.chunk, size-k*s.chunk); n > 0 {
+				if err := wb.Set(chunkKey(f.ino, k), b[:n]); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if mark != nil {
+		f.marked, f.pstate = true, StateOpen
+	}
+	for _, k := range ks {
+		delete(f.pending, k)
+	}
+	return nil
+}
+
+// flushLocked writes the pending chunks and then the record in state st.
+// A file whose content has not changed only moves from StateOpen to st; a
+// state set by the uploader (Uploading, Failed, Empty) is left alone.
+func (f *File) flushLocked(st State) error {
+	if f.removed || f.released || f.done {
+		return nil
+	}
+	gen := f.gen.Load()
+	changed := gen != f.flushedGen.Load() || len(f.pending) > 0
+	if !changed && (f.pstate != StateOpen || st == StateOpen) {
+		return nil
+	}
+	if len(f.pending) > 0 {
+		if err := f.writeChunksLocked(f.pendingKeysLocked()); err != nil {
+			return err
+		}
+	}
+	size := f.size.Load()
+	sum := ""
+	if f.md5OK && f.md5Off == size {
+		sum = hex.EncodeToString(f.md5.Sum(nil))
+	}
+	reindex := f.reindex
+	err := f.s.update(func(txn *badger.Txn) error {
+		rec, err := getRecord(txn, f.ino)
+		if err != nil {
+			return err
+		}
+		if rec.Gen != gen {
+			rec.Attempts = 0
+		}
+		rec.Size, rec.MD5, rec.Gen, rec.State = size, sum, gen, st
+		rec.Mtime = time.Unix(0, f.mtime.Load())
+		if reindex {
+			k := indexKey(rec.ParentID, rec.Name)
+			other, err := getIndex(txn, k)
+			free := errors.Is(err, ErrNotFound) || (err == nil && other == f.ino)
+			if err == nil && other != f.ino {
+				if _, err := getRecord(txn, other); errors.Is(err, ErrNotFound) {
+					free = true
+				}
+			}
+			if free {
+				if err := txn.Set(k, encodeIno(f.ino)); err != nil {
+					return err
+				}
+			}
+		}
+		return putRecord(txn, rec)
+	})
+	if err != nil {
+		return err
+	}
+	f.flushedGen.Store(gen)
+	f.pstate = st
+	f.marked = st == StateOpen && sum == ""
+	f.reindex = false
+	return nil
+}
+
+// Flush writes buffered bytes and the record (size, MD5 when known,
+// generation, mtime). The state becomes Dirty when this is the only
+// handle, and stays Open otherwise. It is called on close(2).
+func (f *File) Flush() error {
+	done, err := f.s.enter()
+	if err != nil {
+		return err
+	}
+	defer done()
+	unlock := f.s.lockIno(f.ino)
+	defer unlock()
+	if err := f.usableLocked(); err != nil {
+		return err
+	}
+	st := StateDirty
+	if f.refs > 1 {
+		st = StateOpen
+	}
+	return f.flushLocked(st)
+}
+
+// Sync is Flush followed by a sync of Badger to disk: when it returns
+// the file's bytes survive a power loss.
+func (f *File) Sync() error {
+	if err := f.Flush(); err != nil {
+		return err
+	}
+	done, err := f.s.enter()
+	if err != nil {
+		return err
+	}
+	defer done()
+	return f.s.db.Sync()
+}
+
+// SetMtime sets the modification time and records it at once.
+func (f *File) SetMtime(t time.Time) error {
+	done, err := f.s.enter()
+	if err != nil {
+		return err
+	}
+	defer done()
+	unlock := f.s.lockIno(f.ino)
+	defer unlock()
+	if err := f.usableLocked(); err != nil {
+		return err
+	}
+	f.mtime.Store(t.UnixNano())
+	return f.s.update(func(txn *badger.Txn) error {
+		rec, err := getRecord(txn, f.ino)
+		if err != nil {
+			return err
+		}
+		rec.Mtime = t
+		return putRecord(txn, rec)
+	})
+}
+
+// ReadAt reads from the file as written so far, buffered bytes included.
+// It returns io.EOF when p reaches past the end.
+func (f *File) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errors.New("cache: negative offset")
+	}
+	done, err := f.s.enter()
+	if err != nil {
+		return 0, err
+	}
+	defer done()
+	unlock := f.s.lockIno(f.ino)
+	defer unlock()
+	if err := f.usableLocked(); err != nil {
+		return 0, err
+	}
+	size := f.size.Load()
+	if off >= size {
+		return 0, io.EOF
+	}
+	want := min(int64(len(p)), size-off)
+	cs := f.s.chunk
+	err = f.s.db.View(func(txn *badger.Txn) error {
+		for pos := off; pos < off+want; {
+			k := pos / cs
+			in := pos - k*cs
+			n := min(cs-in, off+want-pos)
+			dst := p[pos-off : pos-off+n]
+			if b, ok := f.pending[k]; ok {
+				copy(dst, b[in:in+n])
+			} else if err := readChunk(txn, f.ino, k, in, dst); err != nil {
+				return err
+			}
+			pos += n
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	if want < int64(len(p)) {
+		return int(want), io.EOF
+	}
+	return int(want), nil
+}
+
+// Truncate changes the size. Growing reserves space like WriteAt and
+// reads as zeros; shrinking deletes the chunks past the end at once.
+func (f *File) Truncate(ctx context.Context, size int64) error {
+	if size < 0 {
+		return errors.New("cache: negative size")
+	}
+	done, err := f.s.enter()
+	if err != nil {
+		return err
+	}
+	defer done()
+	unlock := f.s.lockIno(f.ino)
+	defer unlock()
+	if err := f.usableLocked(); err != nil {
+		return err
+	}
+	old := f.size.Load()
+	if size == old {
+		return nil
+	}
+	if err := f.restageLocked(ctx); err != nil {
+		return err
+	}
+	if size > old {
+		if err := f.growLocked(ctx, size); err != nil {
+			return err
+		}
+		f.touchLocked()
+		f.md5OK = false
+		return nil
+	}
+	f.touchLocked()
+	if size == 0 {
+		f.md5, f.md5OK, f.md5Off = md5.New(), true, 0
+	} else {
+		f.md5OK = false
+	}
+	s := f.s
+	cs := s.chunk
+	first := (size + cs - 1) / cs // first chunk wholly past the new end
+	for k := range f.pending {
+		if k >= first {
+			delete(f.pending, k)
+		}
+	}
+	if in := size % cs; in != 0 {
+		b, err := f.chunkBufLocked(size/cs, size, false)
+		if err != nil {
+			return err
+		}
+		clear(b[in:])
+	}
+	// The record first: it must not claim the chunks about to go.
+	err = s.update(func(txn *badger.Txn) error {
+		rec, err := getRecord(txn, f.ino)
+		if err != nil {
+			return err
+		}
+		rec.State, rec.MD5, rec.Gen = StateOpen, "", f.gen.Load()
+		rec.Size = min(rec.Size, size)
+		return putRecord(txn, rec)
+	})
+	if err != nil {
+		return err
+	}
+	f.marked, f.pstate = true, StateOpen
+	if err := s.deleteChunksFrom(f.ino, first); err != nil {
+		return err
+	}
+	f.size.Store(size)
+	if f.acct > size {
+		s.release(f.acct - size)
+		f.acct = size
+	}
+	return nil
+}
+
+// Release drops one reference. The last one flushes the file and marks it
+// Dirty (or, if it was uploaded while open and not changed since, deletes
+// its bytes).
+func (f *File) Release() error {
+	s := f.s
+	done, err := s.enter()
+	if err != nil {
+		return err
+	}
+	defer done()
+	unlock := s.lockIno(f.ino)
+	defer unlock()
+	if f.released {
+		return ErrClosed
+	}
+	f.refs--
+	if f.refs > 0 {
+		return nil
+	}
+	switch {
+	case f.removed:
+	case f.done:
+		var rec *Record
+		if rec, err = s.readRecord(f.ino); err == nil {
+			err = s.deleteAll(rec)
+		} else if errors.Is(err, ErrNotFound) {
+			err = nil
+		}
+	default:
+		err = f.flushLocked(StateDirty)
+	}
+	f.released = true
+	f.pending = nil
+	s.mu.Lock()
+	delete(s.files, f.ino)
+	s.mu.Unlock()
+	return err
+}
+
+// genOrZero returns f's generation, or 0 for a nil f.
+func (f *File) genOrZero() uint64 {
+	if f == nil {
+		return 0
+	}
+	return f.gen.Load()
+}

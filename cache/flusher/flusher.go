@@ -1,0 +1,365 @@
+package flusher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"mime"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/synfs/synfs/cache"
+	"github.com/synfs/synfs/cache/writeback"
+	"github.com/synfs/synfs/remote"
+)
+
+// Reasons recorded for files that are not uploaded.
+const (
+	EmptyReason        = "empty file: Synapse refuses 0-byte files; kept in the cache"
+	NotCertifiedReason = "not a Certified User: pass the Certified User quiz at https://www.synapse.org/ (Account Settings) to upload"
+)
+
+// Options configures a Flusher.
+type Options struct {
+	Delay     time.Duration // merge delay after close(2); see writeback.Options
+	Transfers int           // files uploaded at a time; see writeback.Options
+	Logger    *slog.Logger  // default slog.Default()
+	// OnUploaded, if set, is called after a file's upload is final (its
+	// bytes have left the cache), with its record and the entity Synapse
+	// returned. It runs on an upload goroutine and must not block long.
+	OnUploaded func(rec cache.Record, e *remote.Entity)
+
+	BackoffBase, BackoffCap time.Duration    // see writeback.Options
+	Now                     func() time.Time // see writeback.Options
+}
+
+// FileStatus describes one staged file for status displays.
+type FileStatus struct {
+	Ino       uint64
+	ParentID  string
+	Name      string
+	Size      int64
+	State     string          // the cache state's name: open, dirty, uploading, failed, empty
+	Cache     cache.State     // the cache state itself
+	Queued    bool            // in the upload queue
+	Queue     writeback.State // its queue state, when Queued
+	Due       time.Time       // next start, when waiting or backing off
+	Attempts  int
+	Err       string // last failure reason
+	PartsOf   int    // parts of the upload in progress (0 when none)
+	PartsDone int    // parts added so far
+}
+
+// Flusher uploads staged files. Its methods are safe for concurrent use.
+type Flusher struct {
+	store  *cache.Store
+	client remote.Client
+	o      Options
+	log    *slog.Logger
+	q      *writeback.Queue
+
+	mu       sync.Mutex // protects progress
+	progress map[uint64][2]int
+}
+
+// New returns a Flusher; Start queues the files already staged.
+func New(store *cache.Store, client remote.Client, o Options) *Flusher {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	f := &Flusher{store: store, client: client, o: o, log: o.Logger, progress: map[uint64][2]int{}}
+	f.q = writeback.New(writeback.Options{
+		Delay: o.Delay, Transfers: o.Transfers,
+		BackoffBase: o.BackoffBase, BackoffCap: o.BackoffCap,
+		Now: o.Now, Logger: o.Logger,
+	})
+	return f
+}
+
+// Start queues, without delay, every file the store still has to upload:
+// those staged before a restart or crash.
+func (f *Flusher) Start(ctx context.Context) error {
+	inos, err := f.store.Pending()
+	if err != nil {
+		return err
+	}
+	for _, ino := range inos {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		f.add(ino, true)
+	}
+	if len(inos) > 0 {
+		f.log.Info("resuming uploads of staged files", "count", len(inos))
+	}
+	return nil
+}
+
+// Enqueue queues ino for upload after the delay (after close(2)).
+func (f *Flusher) Enqueue(ino uint64) { f.add(ino, false) }
+
+// EnqueueNow queues ino for upload at once (fsync).
+func (f *Flusher) EnqueueNow(ino uint64) { f.add(ino, true) }
+
+func (f *Flusher) add(ino uint64, now bool) {
+	name := ""
+	if rec, err := f.store.Get(ino); err == nil {
+		name = path.Join(rec.ParentID, rec.Name)
+	}
+	if now {
+		f.q.AddNow(ino, name, f.put(ino))
+	} else {
+		f.q.Add(ino, name, f.put(ino))
+	}
+}
+
+// Cancel drops ino from the queue and cancels its upload (the file was
+// deleted before it was uploaded).
+func (f *Flusher) Cancel(ino uint64) { f.q.Remove(ino) }
+
+// Flush waits until ino (0: every queued file) is uploaded, starting it now
+// if it is waiting. It returns a permanent failure, or ctx's error.
+func (f *Flusher) Flush(ctx context.Context, ino uint64) error { return f.q.Flush(ctx, ino) }
+
+// Close cancels uploads in progress and waits for them to return. Files
+// not uploaded stay staged and are resumed by the next Start.
+func (f *Flusher) Close() { f.q.Close() }
+
+// Status lists every staged file with its queue state and progress.
+func (f *Flusher) Status() []FileStatus {
+	recs, err := f.store.Records()
+	if err != nil {
+		f.log.Warn("status: reading staged files", "err", err)
+	}
+	items := map[uint64]writeback.Item{}
+	for _, it := range f.q.Queue() {
+		items[it.ID] = it
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]FileStatus, 0, len(recs))
+	for _, r := range recs {
+		st := FileStatus{
+			Ino: r.Ino, ParentID: r.ParentID, Name: r.Name, Size: r.Size,
+			State: r.State.String(), Cache: r.State,
+			Attempts: r.Attempts, Err: r.Err,
+		}
+		if it, ok := items[r.Ino]; ok {
+			st.Queued, st.Queue, st.Due = true, it.State, it.Due
+		}
+		if p, ok := f.progress[r.Ino]; ok {
+			st.PartsDone, st.PartsOf = p[0], p[1]
+		}
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Ino < out[j].Ino })
+	return out
+}
+
+func (f *Flusher) put(ino uint64) writeback.PutFn {
+	return func(ctx context.Context) error {
+		defer f.setProgress(ino, 0, 0)
+		return f.upload(ctx, ino)
+	}
+}
+
+func (f *Flusher) setProgress(ino uint64, done, of int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if of == 0 {
+		delete(f.progress, ino)
+		return
+	}
+	f.progress[ino] = [2]int{done, of}
+}
+
+// requeue queues ino again after a change during its upload. Called from
+// the upload function, it makes the queue cancel and requeue the item when
+// the function returns.
+func (f *Flusher) requeue(ino uint64) error {
+	f.add(ino, false)
+	return cache.ErrChanged
+}
+
+// upload is the PutFn for one file; see the package comment.
+func (f *Flusher) upload(ctx context.Context, ino uint64) error {
+	s := f.store
+	rec, err := s.Get(ino)
+	if errors.Is(err, cache.ErrNotFound) {
+		return nil // removed, or already uploaded
+	}
+	if err != nil {
+		return err
+	}
+	r, size, gen, err := s.Reader(ino)
+	if errors.Is(err, cache.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if gen != rec.Gen {
+		return f.requeue(ino)
+	}
+	if size == 0 {
+		if err := s.SetState(ino, gen, cache.StateEmpty, EmptyReason); errors.Is(err, cache.ErrChanged) {
+			return f.requeue(ino)
+		} else if err != nil {
+			return err
+		}
+		f.log.Info("not uploaded: "+EmptyReason, "file", rec.Name, "parent", rec.ParentID)
+		return nil
+	}
+	u := rec.Upload
+	if u == nil || u.Gen != gen || u.Size != size {
+		sum := rec.MD5
+		if sum == "" {
+			var g uint64
+			if sum, g, err = s.ComputeMD5(ino); errors.Is(err, cache.ErrChanged) || (err == nil && g != gen) {
+				return f.requeue(ino)
+			} else if err != nil {
+				return err
+			}
+		}
+		u = &cache.Upload{
+			Gen: gen, FileName: rec.Name, PartSize: remote.PartSizeFor(size),
+			MD5: sum, Size: size, ContentType: contentType(rec.Name),
+		}
+		if err := s.SetUpload(ino, u); err != nil {
+			return err
+		}
+	}
+	if err := s.SetState(ino, gen, cache.StateUploading, ""); errors.Is(err, cache.ErrChanged) {
+		return f.requeue(ino)
+	} else if err != nil {
+		return err
+	}
+	e, err := f.client.Upload(ctx, &remote.UploadRequest{
+		ParentID: rec.ParentID, Name: rec.Name, Size: size, MD5: u.MD5, Source: r,
+		FileName: u.FileName, PartSize: u.PartSize, ContentType: u.ContentType,
+		EntityID: rec.EntityID,
+		Parts:    func(part, of int) { f.setProgress(ino, part, of) },
+	})
+	if err == nil && (e == nil || e.Size != size || e.MD5 != u.MD5) {
+		got := "no entity"
+		if e != nil {
+			got = fmt.Sprintf("size %d, MD5 %s", e.Size, e.MD5)
+		}
+		err = fmt.Errorf("Synapse reports %s after upload, want size %d, MD5 %s", got, size, u.MD5)
+	}
+	if err != nil {
+		return f.failed(ctx, rec, gen, err)
+	}
+	switch err := s.Finish(ino, gen); {
+	case errors.Is(err, cache.ErrChanged):
+		return f.requeue(ino)
+	case errors.Is(err, cache.ErrNotFound):
+		return nil
+	case err != nil:
+		return err
+	}
+	f.log.Debug("uploaded", "file", rec.Name, "parent", rec.ParentID, "id", e.ID, "size", size)
+	if f.o.OnUploaded != nil {
+		done := *rec
+		done.Size, done.MD5, done.Gen, done.State, done.Upload = size, u.MD5, gen, cache.StateDone, u
+		if done.EntityID == "" {
+			done.EntityID = e.ID
+		}
+		f.o.OnUploaded(done, e)
+	}
+	return nil
+}
+
+// failed records a failed upload and tells the queue whether to retry.
+func (f *Flusher) failed(ctx context.Context, rec *cache.Record, gen uint64, err error) error {
+	switch {
+	case errors.Is(err, cache.ErrChanged):
+		return f.requeue(rec.Ino)
+	case errors.Is(err, cache.ErrNotFound):
+		return nil
+	case ctx.Err() != nil:
+		// Cancelled: re-added, removed, or shutting down. The record stays
+		// Uploading, which Pending resumes after a restart.
+		return ctx.Err()
+	}
+	if reason, ok := permanentReason(err); ok {
+		if serr := f.store.SetState(rec.Ino, gen, cache.StateFailed, reason); errors.Is(serr, cache.ErrChanged) {
+			return f.requeue(rec.Ino)
+		}
+		f.log.Warn("upload failed: "+reason, "file", rec.Name, "parent", rec.ParentID)
+		return writeback.Permanent(err)
+	}
+	_ = f.store.SetState(rec.Ino, gen, cache.StateDirty, err.Error())
+	f.log.Warn("upload failed, will retry", "file", rec.Name, "parent", rec.ParentID, "err", err)
+	return err
+}
+
+// permanentReason maps the errors that retrying cannot fix to a plain
+// reason.
+func permanentReason(err error) (string, bool) {
+	detail := ""
+	var re *remote.Error
+	if errors.As(err, &re) && re.Reason != "" {
+		detail = ": " + re.Reason
+	}
+	switch {
+	case errors.Is(err, remote.ErrNotCertified):
+		return NotCertifiedReason, true
+	case errors.Is(err, remote.ErrPermission):
+		return "permission denied: you may not create or update files in this folder" + detail, true
+	case errors.Is(err, remote.ErrUnauthenticated):
+		return "not authenticated: the Synapse access token is missing, invalid or expired", true
+	case errors.Is(err, remote.ErrInvalid):
+		return "Synapse refused the file" + detail, true
+	case errors.Is(err, remote.ErrTooLarge):
+		return "too large for Synapse" + detail, true
+	case errors.Is(err, remote.ErrExist):
+		return "the name is taken in Synapse by something that is not a file" + detail, true
+	case errors.Is(err, remote.ErrNotFound):
+		return "the target folder no longer exists in Synapse" + detail, true
+	}
+	return "", false
+}
+
+// contentType guesses a MIME type from the file name, without parameters.
+func contentType(name string) string {
+	ext := strings.ToLower(path.Ext(name))
+	// Common data formats are fixed here, so that the type (part of the
+	// resumable multipart request) does not depend on the host's MIME tables.
+	switch ext {
+	case ".txt":
+		return "text/plain"
+	case ".csv":
+		return "text/csv"
+	case ".tsv":
+		return "text/tab-separated-values"
+	case ".json":
+		return "application/json"
+	case ".gz":
+		return "application/gzip"
+	case ".zip":
+		return "application/zip"
+	case ".pdf":
+		return "application/pdf"
+	case ".png":
+		return "image/png"
+	case ".jpg", ".jpeg":
+		return "image/jpeg"
+	case ".html":
+		return "text/html"
+	case ".md":
+		return "text/markdown"
+	}
+	t := mime.TypeByExtension(ext)
+	if i := strings.IndexByte(t, ';'); i >= 0 {
+		t = strings.TrimSpace(t[:i])
+	}
+	if t == "" {
+		return "application/octet-stream"
+	}
+	return t
+}

@@ -1,0 +1,91 @@
+package cache
+
+import (
+	"errors"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// batch runs fn on a WriteBatch and flushes it. Badger splits a batch that
+// outgrows one transaction; the parts commit in order.
+func (s *Store) batch(fn func(wb *badger.WriteBatch) error) error {
+	s.dropMu.RLock()
+	defer s.dropMu.RUnlock()
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	if err := fn(wb); err != nil {
+		return err
+	}
+	return wb.Flush()
+}
+
+// gcLoop is the value-log garbage collector: on a ticker, and when
+// gcAfterFreed bytes have been deleted.
+func (s *Store) gcLoop() {
+	defer close(s.gcDone)
+	if s.o.InMemory {
+		<-s.closing
+		return
+	}
+	t := time.NewTicker(s.o.GCInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.closing:
+			return
+		case <-t.C:
+		case <-s.gcKick:
+		}
+		s.runGC()
+	}
+}
+
+// runGC reclaims value-log space. Badger learns that a deleted chunk's
+// value is garbage only when compaction meets the deletion, and with keys
+// this small the memtable rarely fills, so after deletions runGC forces a
+// memtable flush and an L0 compaction (DropPrefix of a scratch key) before
+// RunValueLogGC(0.5), which it repeats while it reclaims something.
+func (s *Store) runGC() {
+	done, err := s.enter()
+	if err != nil {
+		return
+	}
+	defer done()
+	if s.freedBytes.Swap(0) > 0 {
+		if err := s.compact(); err != nil {
+			s.log.Warn("cache: compaction before value-log GC failed", "err", err)
+		}
+	}
+	for range 10000 {
+		select {
+		case <-s.closing:
+			return
+		default:
+		}
+		if err := s.db.RunValueLogGC(0.5); err != nil {
+			if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+				s.log.Warn("cache: value-log GC failed", "err", err)
+			}
+			return
+		}
+	}
+}
+
+// compact flushes the memtable and compacts level 0. DropPrefix blocks
+// Badger writes while it runs, so it takes dropMu, which every write holds
+// for reading.
+func (s *Store) compact() error {
+	s.dropMu.Lock()
+	defer s.dropMu.Unlock()
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(keyGCFlush, nil) }); err != nil {
+		return err
+	}
+	return s.db.DropPrefix(tablePrefix(tabGC))
+}
+
+// GC runs one garbage-collection pass now and returns when it is done.
+func (s *Store) GC() {
+	s.freedBytes.Add(1)
+	s.runGC()
+}

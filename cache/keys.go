@@ -1,0 +1,115 @@
+package cache
+
+import (
+	"bytes"
+	"encoding/binary"
+)
+
+// The key schema. Every key starts with a one-letter table name and a slash;
+// integers are big-endian so that byte-wise order is numeric order. The
+// package comment describes each table.
+const (
+	tabRecord  = 'f' // f/<ino:8>                 → record (JSON)
+	tabChunk   = 'c' // c/<ino:8><chunk:8>        → file bytes of one chunk
+	tabIndex   = 'x' // x/<parentID>\x00<name>    → ino:8
+	tabPending = 'd' // d/<ino:8>                 → empty: the record needs uploading
+	tabCounter = 'i' // i/next                    → next unallocated ino:8
+	tabGC      = 'g' // g/flush                   → empty: scratch key used to flush the memtable before GC
+)
+
+var (
+	keyNextIno = []byte("i/next")
+	keyGCFlush = []byte("g/flush")
+)
+
+func tablePrefix(tab byte) []byte { return []byte{tab, '/'} }
+
+func inoKey(tab byte, ino uint64) []byte {
+	k := make([]byte, 2+8)
+	k[0], k[1] = tab, '/'
+	binary.BigEndian.PutUint64(k[2:], ino)
+	return k
+}
+
+// recordKey is f/<ino>.
+func recordKey(ino uint64) []byte { return inoKey(tabRecord, ino) }
+
+// pendingKey is d/<ino>.
+func pendingKey(ino uint64) []byte { return inoKey(tabPending, ino) }
+
+// chunkPrefix is c/<ino>, the prefix of all of ino's chunks.
+func chunkPrefix(ino uint64) []byte { return inoKey(tabChunk, ino) }
+
+// chunkKey is c/<ino><chunk>.
+func chunkKey(ino uint64, chunk int64) []byte {
+	k := make([]byte, 2+8+8)
+	k[0], k[1] = tabChunk, '/'
+	binary.BigEndian.PutUint64(k[2:], ino)
+	binary.BigEndian.PutUint64(k[10:], uint64(chunk))
+	return k
+}
+
+// indexPrefix is x/<parentID>\x00, the prefix of every staged name in a folder.
+func indexPrefix(parentID string) []byte {
+	k := make([]byte, 0, 3+len(parentID))
+	k = append(k, tabIndex, '/')
+	k = append(k, parentID...)
+	return append(k, 0)
+}
+
+// indexKey is x/<parentID>\x00<name>.
+func indexKey(parentID, name string) []byte {
+	return append(indexPrefix(parentID), name...)
+}
+
+func parseInoKey(tab byte, k []byte) (uint64, bool) {
+	if len(k) != 10 || k[0] != tab || k[1] != '/' {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(k[2:]), true
+}
+
+// parseRecordKey returns the ino of an f/ key.
+func parseRecordKey(k []byte) (uint64, bool) { return parseInoKey(tabRecord, k) }
+
+// parsePendingKey returns the ino of a d/ key.
+func parsePendingKey(k []byte) (uint64, bool) { return parseInoKey(tabPending, k) }
+
+// parseChunkKey returns the ino and chunk number of a c/ key.
+func parseChunkKey(k []byte) (ino uint64, chunk int64, ok bool) {
+	if len(k) != 18 || k[0] != tabChunk || k[1] != '/' {
+		return 0, 0, false
+	}
+	c := binary.BigEndian.Uint64(k[10:])
+	if c > 1<<62 {
+		return 0, 0, false
+	}
+	return binary.BigEndian.Uint64(k[2:]), int64(c), true
+}
+
+// parseIndexKey returns the parent ID and name of an x/ key.
+func parseIndexKey(k []byte) (parentID, name string, ok bool) {
+	if len(k) < 3 || k[0] != tabIndex || k[1] != '/' {
+		return "", "", false
+	}
+	rest := k[2:]
+	i := bytes.IndexByte(rest, 0)
+	if i < 0 || bytes.IndexByte(rest[i+1:], 0) >= 0 {
+		return "", "", false
+	}
+	return string(rest[:i]), string(rest[i+1:]), true
+}
+
+// encodeIno and decodeIno are the value format of x/ and i/next.
+func encodeIno(ino uint64) []byte {
+	v := make([]byte, 8)
+	binary.BigEndian.PutUint64(v, ino)
+	return v
+}
+
+func decodeIno(v []byte) (uint64, bool) {
+	if len(v) != 8 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(v), true
+}

@@ -1,0 +1,142 @@
+// Package meta caches Synapse metadata in memory: directory listings by
+// parent ID and permissions by entity ID, each in an expirable LRU
+// (golang-lru/v2). It does no I/O; the file system fills it from
+// remote.Client answers and updates it first on local mutations, so a listing
+// shows what the user just did without a round trip.
+//
+// The TTL here and the kernel's entry and attribute validity come from the
+// same configuration value (fs.Options.MetaTTL).
+package meta
+
+import (
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+
+	"github.com/synfs/synfs/remote"
+)
+
+// Options sizes a Cache.
+type Options struct {
+	Listings int           // how many directory listings to keep (default 256)
+	Perms    int           // how many permission records (default 1024)
+	TTL      time.Duration // how long a listing is trusted (default 10 s)
+	PermTTL  time.Duration // how long permissions are trusted (default 5 min)
+}
+
+// Cache holds listings and permissions. It is safe for concurrent use.
+type Cache struct {
+	lists *expirable.LRU[string, *Listing]
+	perms *expirable.LRU[string, remote.Permissions]
+}
+
+// New returns an empty cache.
+func New(o Options) *Cache {
+	if o.Listings <= 0 {
+		o.Listings = 256
+	}
+	if o.Perms <= 0 {
+		o.Perms = 1024
+	}
+	if o.TTL <= 0 {
+		o.TTL = 10 * time.Second
+	}
+	if o.PermTTL <= 0 {
+		o.PermTTL = 5 * time.Minute
+	}
+	return &Cache{
+		lists: expirable.NewLRU[string, *Listing](o.Listings, nil, o.TTL),
+		perms: expirable.NewLRU[string, remote.Permissions](o.Perms, nil, o.PermTTL),
+	}
+}
+
+// Listing returns the cached listing of parentID, or nil.
+func (c *Cache) Listing(parentID string) *Listing {
+	l, ok := c.lists.Get(parentID)
+	if !ok {
+		return nil
+	}
+	return l
+}
+
+// SetListing stores the children of parentID as fetched from Synapse and
+// returns the Listing that now holds them.
+func (c *Cache) SetListing(parentID string, children []remote.Entity) *Listing {
+	l := &Listing{byName: make(map[string]remote.Entity, len(children))}
+	for _, e := range children {
+		l.byName[e.Name] = e
+	}
+	c.lists.Add(parentID, l)
+	return l
+}
+
+// Put records e in its parent's listing, if that listing is cached.
+func (c *Cache) Put(e remote.Entity) {
+	if l := c.Listing(e.ParentID); l != nil {
+		l.put(e)
+	}
+}
+
+// Drop removes name from parentID's listing, if that listing is cached.
+func (c *Cache) Drop(parentID, name string) {
+	if l := c.Listing(parentID); l != nil {
+		l.drop(name)
+	}
+}
+
+// Invalidate forgets parentID's listing.
+func (c *Cache) Invalidate(parentID string) { c.lists.Remove(parentID) }
+
+// Perms returns the cached permissions on id.
+func (c *Cache) Perms(id string) (remote.Permissions, bool) { return c.perms.Get(id) }
+
+// SetPerms caches the permissions on id.
+func (c *Cache) SetPerms(id string, p remote.Permissions) { c.perms.Add(id, p) }
+
+// Listing is one directory's children by name. Its methods are safe for
+// concurrent use.
+type Listing struct {
+	mu     sync.Mutex
+	byName map[string]remote.Entity
+}
+
+// Get returns the child called name.
+func (l *Listing) Get(name string) (remote.Entity, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e, ok := l.byName[name]
+	return e, ok
+}
+
+// Entries returns the children sorted by name (byte order, as Synapse sorts).
+func (l *Listing) Entries() []remote.Entity {
+	l.mu.Lock()
+	out := make([]remote.Entity, 0, len(l.byName))
+	for _, e := range l.byName {
+		out = append(out, e)
+	}
+	l.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Len returns the number of children.
+func (l *Listing) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.byName)
+}
+
+func (l *Listing) put(e remote.Entity) {
+	l.mu.Lock()
+	l.byName[e.Name] = e
+	l.mu.Unlock()
+}
+
+func (l *Listing) drop(name string) {
+	l.mu.Lock()
+	delete(l.byName, name)
+	l.mu.Unlock()
+}

@@ -1,0 +1,405 @@
+package writeback
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"time"
+)
+
+// PutFn uploads one item. It must return promptly once ctx is cancelled.
+type PutFn func(ctx context.Context) error
+
+// Options configures a Queue. Zero fields take the documented defaults.
+type Options struct {
+	Delay       time.Duration // wait after the last Add before uploading; default 5s, negative for none
+	Transfers   int           // uploads at a time; default 4
+	BackoffBase time.Duration // first retry delay; default 1s
+	BackoffCap  time.Duration // longest retry delay; default 5min
+	Now         func() time.Time
+	Logger      *slog.Logger
+}
+
+// State is where an item is.
+type State int
+
+// Item states.
+const (
+	StateWaiting   State = iota // waiting for its due time (the merge delay)
+	StateUploading              // its PutFn is running
+	StateBackoff                // waiting to retry after a failure
+	StateFailed                 // failed permanently; kept until Add or Remove
+)
+
+// String returns the lowercase name of st.
+func (st State) String() string {
+	switch st {
+	case StateWaiting:
+		return "waiting"
+	case StateUploading:
+		return "uploading"
+	case StateBackoff:
+		return "backoff"
+	case StateFailed:
+		return "failed"
+	}
+	return fmt.Sprintf("state(%d)", int(st))
+}
+
+// Item is a snapshot of one queued item.
+type Item struct {
+	ID       uint64
+	Name     string
+	State    State
+	Due      time.Time // when it starts (waiting or backoff)
+	Attempts int       // uploads started since it was last added
+	Err      error     // the last failure, nil if none
+}
+
+type permanentError struct{ err error }
+
+func (p *permanentError) Error() string { return p.err.Error() }
+func (p *permanentError) Unwrap() error { return p.err }
+
+// Permanent wraps err so that the queue stops retrying: the item stays
+// listed as failed until it is added again or removed. Permanent(nil) is
+// nil.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err}
+}
+
+// IsPermanent reports whether err was wrapped by Permanent.
+func IsPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
+}
+
+type item struct {
+	id       uint64
+	name     string
+	put      PutFn
+	state    State
+	due      time.Time
+	attempts int
+	err      error
+	index    int // in the heap, -1 when not
+
+	cancel  context.CancelFunc // while uploading
+	readd   bool               // added again while uploading
+	readdAt time.Time          // due time for that re-add
+}
+
+// Queue is the write-back queue. Its methods are safe for concurrent use.
+type Queue struct {
+	o      Options
+	log    *slog.Logger
+	root   context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex // protects the fields below and all items
+	items   map[uint64]*item
+	heap    itemHeap
+	running int
+	timer   *time.Timer
+	changed chan struct{} // closed and replaced on every state change
+	closed  bool
+}
+
+// New returns a running Queue.
+func New(o Options) *Queue {
+	if o.Delay < 0 {
+		o.Delay = 0
+	} else if o.Delay == 0 {
+		o.Delay = 5 * time.Second
+	}
+	if o.Transfers <= 0 {
+		o.Transfers = 4
+	}
+	if o.BackoffBase <= 0 {
+		o.BackoffBase = time.Second
+	}
+	if o.BackoffCap <= 0 {
+		o.BackoffCap = 5 * time.Minute
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	q := &Queue{
+		o:       o,
+		log:     o.Logger,
+		items:   make(map[uint64]*item),
+		changed: make(chan struct{}),
+	}
+	q.root, q.cancel = context.WithCancel(context.Background())
+	return q
+}
+
+// Add schedules id for upload by put after the delay. Adding an id that is
+// already waiting pushes its start back (merging rewrites); adding one that
+// is uploading cancels that upload's context and queues id again once it
+// returns; adding a failed one retries it.
+func (q *Queue) Add(id uint64, name string, put PutFn) { q.add(id, name, put, q.o.Delay) }
+
+// AddNow is Add without the delay, for fsync and for files found at start.
+func (q *Queue) AddNow(id uint64, name string, put PutFn) { q.add(id, name, put, 0) }
+
+func (q *Queue) add(id uint64, name string, put PutFn, delay time.Duration) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return
+	}
+	due := q.o.Now().Add(delay)
+	it := q.items[id]
+	switch {
+	case it == nil:
+		it = &item{id: id, name: name, put: put, due: due, index: -1}
+		q.items[id] = it
+		heap.Push(&q.heap, it)
+	case it.state == StateUploading:
+		it.name, it.put = name, put
+		it.readd, it.readdAt = true, due
+		it.cancel()
+	default:
+		it.name, it.put = name, put
+		it.state, it.due, it.attempts = StateWaiting, due, 0
+		if it.index >= 0 {
+			heap.Fix(&q.heap, it.index)
+		} else {
+			heap.Push(&q.heap, it)
+		}
+	}
+	q.broadcastLocked()
+	q.kickLocked()
+}
+
+// Remove drops id from the queue, cancelling its upload if one is running.
+func (q *Queue) Remove(id uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	it := q.items[id]
+	if it == nil {
+		return
+	}
+	delete(q.items, id)
+	if it.index >= 0 {
+		heap.Remove(&q.heap, it.index)
+	}
+	if it.cancel != nil {
+		it.readd = false
+		it.cancel()
+	}
+	q.broadcastLocked()
+	q.kickLocked()
+}
+
+// Flush makes id (0: every item) start now if it is waiting, and waits until
+// it has uploaded. It returns the error of an item that failed permanently,
+// or ctx's error.
+func (q *Queue) Flush(ctx context.Context, id uint64) error {
+	q.mu.Lock()
+	now := q.o.Now()
+	for _, it := range q.items {
+		if (id == 0 || it.id == id) && it.index >= 0 && it.due.After(now) {
+			it.due = now
+			heap.Fix(&q.heap, it.index)
+		}
+	}
+	q.kickLocked()
+	for {
+		done, err := q.flushedLocked(id)
+		if done {
+			q.mu.Unlock()
+			return err
+		}
+		ch := q.changed
+		q.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		q.mu.Lock()
+	}
+}
+
+// flushedLocked reports whether Flush(id) may return, and with what.
+func (q *Queue) flushedLocked(id uint64) (bool, error) {
+	if id != 0 {
+		it := q.items[id]
+		switch {
+		case it == nil:
+			return true, nil
+		case it.state == StateFailed && !it.readd:
+			return true, it.err
+		}
+		return false, nil
+	}
+	var errs []error
+	for _, it := range q.items {
+		if it.state != StateFailed || it.readd {
+			return false, nil
+		}
+		errs = append(errs, it.err)
+	}
+	return true, errors.Join(errs...)
+}
+
+// Queue returns a snapshot of the queued items, by due time.
+func (q *Queue) Queue() []Item {
+	q.mu.Lock()
+	out := make([]Item, 0, len(q.items))
+	for _, it := range q.items {
+		out = append(out, Item{ID: it.id, Name: it.name, State: it.state, Due: it.due, Attempts: it.attempts, Err: it.err})
+	}
+	q.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Due.Equal(out[j].Due) {
+			return out[i].Due.Before(out[j].Due)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+// Close cancels every upload, forgets every item and waits for the
+// upload goroutines to return. The queue does nothing afterwards.
+func (q *Queue) Close() {
+	q.mu.Lock()
+	q.closed = true
+	q.cancel()
+	if q.timer != nil {
+		q.timer.Stop()
+	}
+	q.items = map[uint64]*item{}
+	q.heap = nil
+	q.broadcastLocked()
+	q.mu.Unlock()
+	q.wg.Wait()
+}
+
+func (q *Queue) broadcastLocked() {
+	close(q.changed)
+	q.changed = make(chan struct{})
+}
+
+// kickLocked starts the due items that fit under Transfers, and arms the
+// timer for the next one.
+func (q *Queue) kickLocked() {
+	if q.closed {
+		return
+	}
+	now := q.o.Now()
+	for q.running < q.o.Transfers && len(q.heap) > 0 && !q.heap[0].due.After(now) {
+		q.startLocked(heap.Pop(&q.heap).(*item))
+	}
+	if q.running >= q.o.Transfers || len(q.heap) == 0 {
+		return
+	}
+	d := q.heap[0].due.Sub(now)
+	if q.timer == nil {
+		q.timer = time.AfterFunc(d, q.onTimer)
+	} else {
+		q.timer.Reset(d)
+	}
+}
+
+func (q *Queue) onTimer() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.kickLocked()
+}
+
+func (q *Queue) startLocked(it *item) {
+	ctx, cancel := context.WithCancel(q.root)
+	it.state = StateUploading
+	it.cancel = cancel
+	it.attempts++
+	q.running++
+	q.wg.Add(1)
+	q.broadcastLocked()
+	go q.run(ctx, it, it.put)
+}
+
+func (q *Queue) run(ctx context.Context, it *item, put PutFn) {
+	defer q.wg.Done()
+	err := put(ctx)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	it.cancel()
+	it.cancel = nil
+	q.running--
+	live := !q.closed && q.items[it.id] == it
+	switch {
+	case !live:
+	case it.readd:
+		it.readd = false
+		it.state, it.due, it.attempts, it.err = StateWaiting, it.readdAt, 0, nil
+		heap.Push(&q.heap, it)
+	case err == nil:
+		delete(q.items, it.id)
+	case IsPermanent(err):
+		it.state, it.err = StateFailed, err
+	default:
+		d := q.backoff(it.attempts)
+		it.state, it.err, it.due = StateBackoff, err, q.o.Now().Add(d)
+		heap.Push(&q.heap, it)
+		q.log.Debug("writeback: upload failed, will retry", "id", it.id, "name", it.name, "in", d, "err", err)
+	}
+	q.broadcastLocked()
+	q.kickLocked()
+}
+
+// backoff is the retry delay after n failed attempts: BackoffBase doubled
+// per attempt up to BackoffCap, with "equal jitter" (a random point in the
+// upper half).
+func (q *Queue) backoff(n int) time.Duration {
+	return Backoff(q.o.BackoffBase, q.o.BackoffCap, n, rand.Float64())
+}
+
+// Backoff returns the delay after n ≥ 1 failed attempts for a jitter value
+// r in [0, 1): d = min(limit, base·2^(n-1)), then d/2 + r·d/2.
+func Backoff(base, limit time.Duration, n int, r float64) time.Duration {
+	d := base
+	for i := 1; i < n && d < limit; i++ {
+		d *= 2
+	}
+	d = min(d, limit)
+	return d/2 + time.Duration(r*float64(d/2))
+}
+
+// itemHeap orders items by due time.
+type itemHeap []*item
+
+func (h itemHeap) Len() int           { return len(h) }
+func (h itemHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
+func (h itemHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index = i
+	h[j].index = j
+}
+func (h *itemHeap) Push(x any) {
+	it := x.(*item)
+	it.index = len(*h)
+	*h = append(*h, it)
+}
+func (h *itemHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	old[len(old)-1] = nil
+	it.index = -1
+	*h = old[:len(old)-1]
+	return it
+}
