@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/synfs/synfs/remote"
@@ -92,6 +93,7 @@ type Client struct {
 	log   *slog.Logger
 	now   func() time.Time
 	limit *limiter
+	dests sync.Map // container ID → *UploadDestination
 }
 
 var _ remote.Client = (*Client)(nil)

@@ -219,7 +219,7 @@ func (c *Client) attach(ctx context.Context, parent string, p *uploadPlan, fh *F
 
 // uploadBytes runs the multipart upload and returns the verified handle.
 func (c *Client) uploadBytes(ctx context.Context, parent string, p *uploadPlan) (*FileHandle, error) {
-	dest, err := c.UploadDestination(ctx, parent)
+	dest, err := c.uploadDestination(ctx, parent)
 	if err != nil {
 		return nil, err
 	}
@@ -570,4 +570,19 @@ func guessContentType(name string) string {
 		return "image/tiff"
 	}
 	return "application/octet-stream"
+}
+
+// uploadDestination is UploadDestination remembered per container: a
+// folder's storage location does not change under a running upload, and
+// asking once saves one REST call per file.
+func (c *Client) uploadDestination(ctx context.Context, parent string) (*UploadDestination, error) {
+	if d, ok := c.dests.Load(parent); ok {
+		return d.(*UploadDestination), nil
+	}
+	d, err := c.UploadDestination(ctx, parent)
+	if err != nil {
+		return nil, err
+	}
+	c.dests.Store(parent, d)
+	return d, nil
 }

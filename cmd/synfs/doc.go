@@ -1,0 +1,63 @@
+// Command synfs mounts Synapse (synapse.org) as a file system, so that
+// research data is uploaded with cp, cp -r, rsync, tar -x or a file manager.
+//
+// Usage:
+//
+//	synfs mount MOUNTPOINT [flags]
+//	synfs emulator [flags]
+//
+// # synfs mount
+//
+// Mounts the caller's Synapse projects (or, with --root synID, one project
+// or folder) at MOUNTPOINT, which must be an empty directory. Projects and
+// folders are directories; files are files. Bytes written are staged in a
+// Badger write cache under --cache-dir (default ~/.cache/synfs, mode 0700)
+// and uploaded in the background with Synapse's multipart upload; close(2)
+// returns once they are in the cache and fsync(2) once they are on disk.
+// Staged files not yet uploaded survive kill -9 and reboots: they are
+// uploaded when synfs mounts the same cache directory again.
+//
+// The token is read like the official client reads it: ~/.synapseConfig
+// (--config), section [default] (or [profile NAME], --profile), else the
+// legacy [authentication] section, key authtoken; then SYNAPSE_AUTH_TOKEN.
+// With no token and no --endpoint, synfs mounts an embedded emulator with a
+// demo project, so that it can be tried without an account.
+//
+// The mount runs in the foreground; SIGINT or SIGTERM unmounts it. The file
+// MOUNTPOINT/.synfs/status lists every staged file with its state
+// (waiting, uploading, failed, empty), attempts and last error.
+//
+// Flags:
+//
+//	--endpoint URL          Synapse base URL (URL/repo/v1, URL/file/v1, URL/auth/v1)
+//	--config FILE           Synapse config file (default ~/.synapseConfig)
+//	--profile NAME          config profile section
+//	--cache-dir DIR         write cache directory
+//	--cache-max-size SIZE   most not-yet-uploaded data to hold, e.g. 50G
+//	--root synID            mount this project or folder only
+//	--writeback-delay D     wait after close before uploading (default 5s)
+//	--transfers N           files uploaded at once (default 4)
+//	--parts N               parts of one file in flight (default 8)
+//	--attr-ttl D            kernel attribute cache time (default 1s)
+//	--allow-other           let other users see the mount
+//	--emulator              mount the embedded emulator even with a token
+//	-v                      verbose log
+//
+// # synfs emulator
+//
+// Serves a local emulator of Synapse's REST API: see docs/emulator.md.
+//
+//	--addr HOST:PORT        listen address (default 127.0.0.1:8780)
+//	--data DIR              keep state and bytes in DIR across restarts
+//	--token TOKEN           the demo user's token (default random, printed)
+//	--user NAME:TOKEN[:uncertified]   more users (repeatable)
+//	--fault SPEC            inject a fault (repeatable), e.g. "PUT /s3/:503:p=0.2"
+//	--throttle              429 past 3 concurrent REST calls per user
+//
+// # Limitations
+//
+// Synapse keeps no modes, owners, links or extended attributes; chmod and
+// chown succeed without effect. Empty files stay in the cache (Synapse
+// refuses 0-byte files). mkdir, rm and mv of uploaded entities need Synapse
+// reachable. Unmounting does not wait for uploads. See docs/semantics.md.
+package main

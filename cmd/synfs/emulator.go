@@ -1,0 +1,40 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/synfs/synfs/remote/emulator"
+)
+
+type listFlag []string
+
+func (l *listFlag) String() string     { return "" }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+func cmdEmulator(args []string) int {
+	fl := flag.NewFlagSet("synfs emulator", flag.ContinueOnError)
+	addr := fl.String("addr", "127.0.0.1:8780", "`host:port` to listen on")
+	data := fl.String("data", "", "keep entities and file bytes in `DIR` across restarts (default: memory)")
+	token := fl.String("token", "", "the demo user's token (default: random, printed)")
+	throttle := fl.Bool("throttle", false, "answer 429 past 3 concurrent REST calls per user, as Synapse does")
+	var users, faults listFlag
+	fl.Var(&users, "user", "add a user `NAME:TOKEN[:uncertified]` (repeatable)")
+	fl.Var(&faults, "fault", "inject a fault, e.g. \"PUT /s3/:503:p=0.2\" (repeatable; see docs/emulator.md)")
+	if err := fl.Parse(args); err != nil {
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := emulator.Serve(ctx, emulator.ServeConfig{
+		Addr: *addr, DataDir: *data, Token: *token, Users: users, Faults: faults,
+		Throttle: *throttle, Out: os.Stdout,
+	})
+	if err != nil {
+		return fail(1, "emulator: %v", err)
+	}
+	return 0
+}

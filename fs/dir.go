@@ -1,0 +1,399 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"os"
+	"sync"
+	"syscall"
+
+	"bazil.org/fuse"
+	bfs "bazil.org/fuse/fs"
+
+	"github.com/synfs/synfs/cache"
+	"github.com/synfs/synfs/remote"
+)
+
+var (
+	_ bfs.Node               = (*dir)(nil)
+	_ bfs.NodeStringLookuper = (*dir)(nil)
+	_ bfs.HandleReadDirAller = (*dir)(nil)
+	_ bfs.NodeCreater        = (*dir)(nil)
+	_ bfs.NodeMkdirer        = (*dir)(nil)
+	_ bfs.NodeRemover        = (*dir)(nil)
+	_ bfs.NodeRenamer        = (*dir)(nil)
+	_ bfs.NodeForgetter      = (*dir)(nil)
+	_ bfs.NodeFsyncer        = (*dir)(nil)
+)
+
+// dir is a Synapse Project or Folder, or the projects root (id "").
+type dir struct {
+	fsys *FS
+	id   string // Synapse ID; "" for the projects root
+	root bool
+
+	mu   sync.Mutex // protects the fields below
+	ent  remote.Entity
+	path string // for log lines only
+}
+
+func (d *dir) setEntity(e remote.Entity, path string) {
+	d.mu.Lock()
+	if e.Name != "" || d.ent.ID == "" {
+		d.ent = e
+	}
+	if path != "" {
+		d.path = path
+	}
+	d.mu.Unlock()
+}
+
+func (d *dir) pathOf(name string) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.path == "" {
+		return "/" + name
+	}
+	return d.path + "/" + name
+}
+
+func (d *dir) Attr(ctx context.Context, a *fuse.Attr) error {
+	d.mu.Lock()
+	e := d.ent
+	d.mu.Unlock()
+	a.Valid = d.fsys.attrValid()
+	a.Mode = os.ModeDir | 0o755
+	a.Nlink = 2
+	a.Uid, a.Gid = d.fsys.uid, d.fsys.gid
+	a.Mtime, a.Ctime = e.ModifiedOn, e.ModifiedOn
+	return nil
+}
+
+// entry finds name in d: its staged record and/or its Synapse entity.
+func (d *dir) entry(ctx context.Context, name string) (*cache.Record, *remote.Entity, error) {
+	var rec *cache.Record
+	if d.id != "" {
+		r, err := d.fsys.store.Lookup(d.id, name)
+		switch {
+		case err == nil:
+			rec = r
+		case !errors.Is(err, cache.ErrNotFound):
+			return nil, nil, err
+		}
+	}
+	l, err := d.fsys.listing(ctx, d.id)
+	if err != nil {
+		if rec != nil && remote.IsTransient(err) {
+			return rec, nil, nil // offline: the staged file is still there
+		}
+		return nil, nil, err
+	}
+	if e, ok := l.Get(name); ok && e.Kind != remote.KindOther {
+		return rec, &e, nil
+	}
+	if rec == nil {
+		return nil, nil, cache.ErrNotFound
+	}
+	return rec, nil, nil
+}
+
+func (d *dir) Lookup(ctx context.Context, name string) (bfs.Node, error) {
+	if d.root && name == StatusDirName {
+		return &statusDir{fsys: d.fsys}, nil
+	}
+	rec, e, err := d.entry(ctx, name)
+	if err != nil {
+		return nil, d.fsys.errno("lookup", d.pathOf(name), err)
+	}
+	if e != nil && e.Kind.IsContainer() {
+		return d.fsys.dirNode(*e, d, d.pathOf(name)), nil
+	}
+	return d.fsys.fileNode(d, name, e, rec), nil
+}
+
+func (d *dir) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
+	l, err := d.fsys.listing(ctx, d.id)
+	var staged []cache.Record
+	if d.id != "" {
+		var serr error
+		staged, serr = d.fsys.store.List(d.id)
+		if serr != nil {
+			return nil, d.fsys.errno("readdir", d.pathOf(""), serr)
+		}
+	}
+	if err != nil && !(remote.IsTransient(err) && len(staged) > 0) {
+		return nil, d.fsys.errno("readdir", d.pathOf(""), err)
+	}
+	var out []fuse.Dirent
+	seen := map[string]bool{}
+	if d.root {
+		out = append(out, fuse.Dirent{Name: StatusDirName, Type: fuse.DT_Dir})
+		seen[StatusDirName] = true
+	}
+	for _, r := range staged {
+		seen[r.Name] = true
+		out = append(out, fuse.Dirent{Name: r.Name, Type: fuse.DT_File})
+	}
+	if l != nil {
+		for _, e := range l.Entries() {
+			if seen[e.Name] || e.Kind == remote.KindOther {
+				continue
+			}
+			t := fuse.DT_File
+			if e.Kind.IsContainer() {
+				t = fuse.DT_Dir
+			}
+			out = append(out, fuse.Dirent{Name: e.Name, Type: t})
+		}
+	}
+	return out, nil
+}
+
+func (d *dir) Create(ctx context.Context, req *fuse.CreateRequest, resp *fuse.CreateResponse) (bfs.Node, bfs.Handle, error) {
+	n, h, err := d.create(ctx, req.Name, req.Flags)
+	if err != nil {
+		return nil, nil, d.fsys.errno("create", d.pathOf(req.Name), err)
+	}
+	resp.Flags |= fuse.OpenKeepCache
+	return n, h, nil
+}
+
+func (d *dir) create(ctx context.Context, name string, flags fuse.OpenFlags) (*file, *handle, error) {
+	if err := remote.ValidateName(name); err != nil {
+		return nil, nil, err
+	}
+	if err := d.fsys.canAdd(ctx, d.id); err != nil {
+		return nil, nil, err
+	}
+	rec, e, err := d.entry(ctx, name)
+	if err != nil && !errors.Is(err, cache.ErrNotFound) && !remote.IsTransient(err) {
+		return nil, nil, err
+	}
+	if e != nil && e.Kind.IsContainer() {
+		return nil, nil, errIsDir
+	}
+	if rec == nil {
+		entityID := ""
+		if e != nil {
+			entityID = e.ID
+		}
+		rec, err = d.fsys.store.Create(d.id, name, entityID)
+		if errors.Is(err, cache.ErrExist) {
+			rec, err = d.fsys.store.Lookup(d.id, name)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	n := d.fsys.fileNode(d, name, e, rec)
+	h, err := n.openStaged(ctx, flags)
+	if err != nil {
+		return nil, nil, err
+	}
+	return n, h, nil
+}
+
+func (d *dir) Mkdir(ctx context.Context, req *fuse.MkdirRequest) (bfs.Node, error) {
+	path := d.pathOf(req.Name)
+	if err := remote.ValidateName(req.Name); err != nil {
+		return nil, d.fsys.errno("mkdir", path, err)
+	}
+	if err := d.fsys.canAdd(ctx, d.id); err != nil {
+		return nil, d.fsys.errno("mkdir", path, err)
+	}
+	e, err := d.fsys.client.CreateFolder(ctx, d.id, req.Name)
+	if err != nil {
+		return nil, d.fsys.errno("mkdir", path, err)
+	}
+	d.fsys.meta.Put(*e)
+	d.fsys.log.Info("created folder " + path + " (" + e.ID + ")")
+	return d.fsys.dirNode(*e, d, path), nil
+}
+
+func (d *dir) Remove(ctx context.Context, req *fuse.RemoveRequest) error {
+	op := "unlink"
+	if req.Dir {
+		op = "rmdir"
+	}
+	return d.fsys.errno(op, d.pathOf(req.Name), d.remove(ctx, req.Name, req.Dir))
+}
+
+func (d *dir) remove(ctx context.Context, name string, isDir bool) error {
+	rec, e, err := d.entry(ctx, name)
+	if err != nil {
+		return err
+	}
+	if isDir {
+		if e == nil || !e.Kind.IsContainer() {
+			return errNotDir
+		}
+		if err := d.fsys.checkEmpty(ctx, e.ID); err != nil {
+			return err
+		}
+		if err := d.fsys.client.Delete(ctx, e.ID); err != nil {
+			return err
+		}
+		d.fsys.meta.Drop(d.id, name)
+		d.fsys.meta.Invalidate(e.ID)
+		return nil
+	}
+	if e != nil && e.Kind.IsContainer() {
+		return errIsDir
+	}
+	if rec != nil {
+		if err := d.fsys.unstage(ctx, rec.Ino); err != nil {
+			return err
+		}
+		// An upload that was under way may have created the entity just now:
+		// look again, uncached, so the name really goes.
+		if e == nil {
+			if got, err := d.fsys.client.Lookup(ctx, d.id, name); err == nil && got.Kind == remote.KindFile {
+				e = got
+			}
+		}
+	}
+	if e != nil {
+		if err := d.fsys.client.Delete(ctx, e.ID); err != nil {
+			return err
+		}
+	}
+	d.fsys.meta.Drop(d.id, name)
+	return nil
+}
+
+// unstage cancels any upload of ino and drops its staged bytes.
+func (fsys *FS) unstage(ctx context.Context, ino uint64) error {
+	fsys.flusher.Cancel(ino)
+	if err := fsys.store.Remove(ino); err != nil && !errors.Is(err, cache.ErrNotFound) {
+		return err
+	}
+	fsys.mu.Lock()
+	n := fsys.byIno[ino]
+	delete(fsys.byIno, ino)
+	fsys.mu.Unlock()
+	if n != nil {
+		n.dropIno(ino)
+	}
+	return nil
+}
+
+// checkEmpty fails with ENOTEMPTY unless container id has no children in
+// Synapse (asked afresh) and none staged.
+func (fsys *FS) checkEmpty(ctx context.Context, id string) error {
+	staged, err := fsys.store.List(id)
+	if err != nil {
+		return err
+	}
+	if len(staged) > 0 {
+		return errNotEmpty
+	}
+	fsys.meta.Invalidate(id)
+	l, err := fsys.listing(ctx, id)
+	if err != nil {
+		return err
+	}
+	if l.Len() > 0 {
+		return errNotEmpty
+	}
+	return nil
+}
+
+func (d *dir) Rename(ctx context.Context, req *fuse.RenameRequest, newDir bfs.Node) error {
+	nd, ok := newDir.(*dir)
+	if !ok {
+		return fuse.Errno(syscall.EXDEV)
+	}
+	return d.fsys.errno("rename", d.pathOf(req.OldName)+" → "+nd.pathOf(req.NewName), d.rename(ctx, req.OldName, nd, req.NewName))
+}
+
+func (d *dir) rename(ctx context.Context, oldName string, nd *dir, newName string) error {
+	if err := remote.ValidateName(newName); err != nil {
+		return err
+	}
+	if nd.id == "" || d.id == "" {
+		return errNoProjects
+	}
+	srcRec, srcEnt, err := d.entry(ctx, oldName)
+	if err != nil {
+		return err
+	}
+	dstRec, dstEnt, err := nd.entry(ctx, newName)
+	if err != nil && !errors.Is(err, cache.ErrNotFound) {
+		return err
+	}
+	if dstEnt != nil && srcEnt != nil && dstEnt.ID == srcEnt.ID {
+		return nil
+	}
+	srcIsDir := srcEnt != nil && srcEnt.Kind.IsContainer()
+	if dstEnt != nil && dstEnt.Kind.IsContainer() {
+		if !srcIsDir {
+			return errIsDir
+		}
+		if err := d.fsys.checkEmpty(ctx, dstEnt.ID); err != nil {
+			return err
+		}
+	} else if dstEnt != nil && srcIsDir {
+		return errNotDir
+	}
+	// POSIX rename replaces the target: drop what is staged there, and
+	// trash the entity there when the source has its own entity to move.
+	if dstRec != nil && (srcRec == nil || dstRec.Ino != srcRec.Ino) {
+		if err := d.fsys.unstage(ctx, dstRec.Ino); err != nil {
+			return err
+		}
+	}
+	if srcEnt != nil {
+		if dstEnt != nil {
+			if err := d.fsys.client.Delete(ctx, dstEnt.ID); err != nil {
+				return err
+			}
+			d.fsys.meta.Drop(nd.id, newName)
+		}
+		moved, err := d.fsys.client.Move(ctx, srcEnt.ID, nd.id, newName)
+		if err != nil {
+			return err
+		}
+		d.fsys.meta.Drop(d.id, oldName)
+		d.fsys.meta.Put(*moved)
+		srcEnt = moved
+	}
+	if srcRec != nil {
+		// A staged file uploads under the name it has when its upload
+		// starts; if the target name holds a file in Synapse, the upload
+		// becomes a new version of it.
+		if err := d.fsys.store.Rename(srcRec.Ino, nd.id, newName); err != nil {
+			return err
+		}
+	}
+	d.fsys.renamed(srcRec, srcEnt, nd, newName)
+	return nil
+}
+
+// renamed points the node of the moved file or folder at its new place.
+func (fsys *FS) renamed(rec *cache.Record, e *remote.Entity, nd *dir, name string) {
+	fsys.mu.Lock()
+	var n *file
+	if rec != nil {
+		n = fsys.byIno[rec.Ino]
+	}
+	if n == nil && e != nil {
+		n = fsys.byID[e.ID]
+	}
+	dd := (*dir)(nil)
+	if e != nil {
+		dd = fsys.dirs[e.ID]
+	}
+	fsys.mu.Unlock()
+	if n != nil {
+		n.moved(nd, name, e)
+	}
+	if dd != nil {
+		dd.setEntity(*e, nd.pathOf(name))
+	}
+}
+
+func (d *dir) Forget() { d.fsys.forgetDir(d) }
+
+// Fsync on a directory has nothing to do: folders are created in Synapse
+// before mkdir returns.
+func (d *dir) Fsync(ctx context.Context, req *fuse.FsyncRequest) error { return nil }

@@ -1,0 +1,25 @@
+// Package fs is the bazil.org/fuse adapter of synfs: Synapse projects and
+// folders as directories, files as files, with writes staged in the Badger
+// cache (package cache) and uploaded later by the flusher (cache/flusher).
+//
+// # Layers
+//
+// Each FUSE method here is: look up state, one call into remote.Client, the
+// cache or the flusher, and errno(err). The only error → errno mapping is
+// errno.go. Nothing below this package imports bazil.org/fuse.
+//
+// # Nodes
+//
+// A directory node is keyed by its Synapse ID. A file node is keyed by its
+// Synapse ID when it has one and by its staging inode while it exists only in
+// the cache, so that a rename keeps the node and the kernel sees one node per
+// file (bazil's rule for fs.Node identity).
+//
+// # Lock order
+//
+//	handle.mu < file.mu < FS.mu
+//
+// FS.mu guards only the node maps. No lock is held across a network call, a
+// cache write or a flusher call, except file.mu while staging a file, which
+// serializes the (rare) first write to a file that exists only in Synapse.
+package fs

@@ -1,0 +1,91 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"syscall"
+
+	"bazil.org/fuse"
+
+	"github.com/synfs/synfs/cache"
+	"github.com/synfs/synfs/remote"
+)
+
+// Errors the fs layer makes itself.
+var (
+	errIsDir      = errors.New("is a directory")
+	errNotDir     = errors.New("not a directory")
+	errNotEmpty   = errors.New("directory not empty")
+	errNoProjects = errors.New("the mount root holds Synapse projects: create projects on synapse.org, then folders and files inside them")
+	errReadOnly   = errors.New("this entity type is shown read-only")
+)
+
+// Errno maps an error from the remote, the cache or this package to the errno
+// the syscall returns. It is the one place where that decision is made.
+func Errno(err error) syscall.Errno {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, context.Canceled):
+		return syscall.EINTR
+	case errors.Is(err, context.DeadlineExceeded):
+		return syscall.ETIMEDOUT
+	case errors.Is(err, errIsDir):
+		return syscall.EISDIR
+	case errors.Is(err, errNotDir):
+		return syscall.ENOTDIR
+	case errors.Is(err, errNotEmpty):
+		return syscall.ENOTEMPTY
+	case errors.Is(err, errNoProjects), errors.Is(err, errReadOnly):
+		return syscall.EPERM
+	case errors.Is(err, cache.ErrNoSpace):
+		return syscall.ENOSPC
+	case errors.Is(err, cache.ErrNotFound), errors.Is(err, remote.ErrNotFound):
+		return syscall.ENOENT
+	case errors.Is(err, cache.ErrExist), errors.Is(err, remote.ErrExist):
+		return syscall.EEXIST
+	case errors.Is(err, remote.ErrStale):
+		return syscall.ESTALE
+	case errors.Is(err, remote.ErrPermission), errors.Is(err, remote.ErrUnauthenticated):
+		return syscall.EACCES
+	case errors.Is(err, remote.ErrInvalid):
+		return syscall.EINVAL
+	case errors.Is(err, remote.ErrTooLarge):
+		return syscall.EFBIG
+	case errors.Is(err, remote.ErrTransient):
+		return syscall.EAGAIN
+	}
+	return syscall.EIO
+}
+
+// errno logs a failed operation in one plain line and returns the error bazil
+// hands to the kernel. Expected misses (ENOENT on lookup) are logged at debug.
+func (fsys *FS) errno(op, path string, err error) error {
+	if err == nil {
+		return nil
+	}
+	n := Errno(err)
+	level := slog.LevelWarn
+	if n == syscall.ENOENT || n == syscall.EINTR {
+		level = slog.LevelDebug
+	}
+	fsys.log.Log(context.Background(), level, op+" "+path+": "+errText(err), "errno", n.Error())
+	return fuse.Errno(n)
+}
+
+// errText is the reason a person reads: Synapse's own reason when there is
+// one, with the Certified User hint for the certification case.
+func errText(err error) string {
+	var re *remote.Error
+	if errors.As(err, &re) {
+		if errors.Is(err, remote.ErrNotCertified) {
+			return notCertifiedHint
+		}
+		return re.Reason
+	}
+	return err.Error()
+}
+
+const notCertifiedHint = "your Synapse account is not a Certified User, and only certified users may upload: " +
+	"take the Certified User quiz (synapse.org → your profile → Account Settings → Certification), then try again"

@@ -1,0 +1,337 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	"bazil.org/fuse"
+	bfs "bazil.org/fuse/fs"
+
+	"github.com/synfs/synfs/cache"
+	"github.com/synfs/synfs/remote"
+)
+
+var (
+	_ bfs.Node          = (*file)(nil)
+	_ bfs.NodeOpener    = (*file)(nil)
+	_ bfs.NodeSetattrer = (*file)(nil)
+	_ bfs.NodeFsyncer   = (*file)(nil)
+	_ bfs.NodeForgetter = (*file)(nil)
+)
+
+// file is a Synapse File entity, a file staged in the cache, or both (a new
+// version being written over an existing entity).
+type file struct {
+	fsys *FS
+
+	mu     sync.Mutex // protects the fields below
+	parent *dir
+	name   string
+	ent    *remote.Entity // nil until the file exists in Synapse
+	ino    uint64         // staged inode; 0 when nothing is staged
+	sf     *cache.File    // the staged file while handles are open
+	opens  int            // open handles on sf
+}
+
+func (n *file) set(d *dir, name string, e *remote.Entity, rec *cache.Record) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.parent, n.name = d, name
+	if e != nil {
+		if n.ent != nil && n.ent.ID == e.ID && e.Size < 0 && n.ent.Etag == e.Etag {
+			// keep the size we already fetched
+		} else {
+			c := *e
+			n.ent = &c
+		}
+	}
+	if rec != nil {
+		n.ino = rec.Ino
+	}
+}
+
+func (n *file) path() string {
+	n.mu.Lock()
+	d, name := n.parent, n.name
+	n.mu.Unlock()
+	return d.pathOf(name)
+}
+
+func (n *file) Attr(ctx context.Context, a *fuse.Attr) error {
+	a.Valid = n.fsys.attrValid()
+	a.Mode = 0o644
+	a.Nlink = 1
+	a.Uid, a.Gid = n.fsys.uid, n.fsys.gid
+	a.BlockSize = 1 << 20
+	n.mu.Lock()
+	ino, sf, ent := n.ino, n.sf, n.ent
+	n.mu.Unlock()
+	if ino != 0 {
+		rec, err := n.fsys.store.Get(ino)
+		if err == nil {
+			a.Size = uint64(rec.Size)
+			if sf != nil {
+				a.Size = uint64(sf.Size())
+			}
+			a.Mtime, a.Ctime = rec.Mtime, rec.Mtime
+			a.Blocks = (a.Size + 511) / 512
+			return nil
+		}
+		if !errors.Is(err, cache.ErrNotFound) {
+			return n.fsys.errno("getattr", n.path(), err)
+		}
+	}
+	if ent == nil {
+		return n.fsys.errno("getattr", n.path(), cache.ErrNotFound)
+	}
+	if ent.Size < 0 {
+		got, err := n.fsys.client.Get(ctx, ent.ID)
+		if err != nil {
+			return n.fsys.errno("getattr", n.path(), err)
+		}
+		n.mu.Lock()
+		n.ent = got
+		n.mu.Unlock()
+		ent = got
+	}
+	a.Size = uint64(ent.Size)
+	a.Blocks = (a.Size + 511) / 512
+	a.Mtime, a.Ctime = ent.ModifiedOn, ent.ModifiedOn
+	return nil
+}
+
+func (n *file) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.OpenResponse) (bfs.Handle, error) {
+	if req.Flags.IsReadOnly() {
+		if h, err := n.openStaged(ctx, req.Flags); err == nil {
+			return h, nil
+		} else if !errors.Is(err, cache.ErrNotFound) {
+			return nil, n.fsys.errno("open", n.path(), err)
+		}
+		n.mu.Lock()
+		ent := n.ent
+		n.mu.Unlock()
+		if ent == nil {
+			return nil, n.fsys.errno("open", n.path(), cache.ErrNotFound)
+		}
+		return &handle{n: n, ent: ent}, nil
+	}
+	if err := n.stage(ctx, req.Flags&fuse.OpenTruncate == 0); err != nil {
+		return nil, n.fsys.errno("open", n.path(), err)
+	}
+	h, err := n.openStaged(ctx, req.Flags)
+	if err != nil {
+		return nil, n.fsys.errno("open", n.path(), err)
+	}
+	resp.Flags |= fuse.OpenKeepCache
+	return h, nil
+}
+
+// openStaged opens a handle on n's staged bytes; cache.ErrNotFound when
+// nothing is staged.
+func (n *file) openStaged(ctx context.Context, flags fuse.OpenFlags) (*handle, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.ino == 0 {
+		return nil, cache.ErrNotFound
+	}
+	sf, err := n.fsys.store.OpenFile(n.ino)
+	if err != nil {
+		return nil, err
+	}
+	write := !flags.IsReadOnly()
+	if write && flags&fuse.OpenTruncate != 0 && sf.Size() > 0 {
+		if err := sf.Truncate(ctx, 0); err != nil {
+			sf.Release()
+			return nil, err
+		}
+	}
+	n.sf = sf
+	n.opens++
+	return &handle{n: n, sf: sf, ino: n.ino, write: write}, nil
+}
+
+// stage makes sure n has staged bytes to write to. A file that exists only
+// in Synapse becomes a staged new version: empty when keep is false (O_TRUNC),
+// otherwise holding a copy of the current content.
+func (n *file) stage(ctx context.Context, keep bool) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.ino != 0 {
+		if _, err := n.fsys.store.Get(n.ino); err == nil {
+			return nil
+		}
+		n.ino = 0
+	}
+	if err := n.fsys.canAdd(ctx, n.parent.id); err != nil {
+		return err
+	}
+	var entityID string
+	if n.ent != nil {
+		entityID = n.ent.ID
+	}
+	rec, err := n.fsys.store.Create(n.parent.id, n.name, entityID)
+	if errors.Is(err, cache.ErrExist) {
+		rec, err = n.fsys.store.Lookup(n.parent.id, n.name)
+	}
+	if err != nil {
+		return err
+	}
+	if keep && n.ent != nil && n.ent.Size != 0 && rec.Size == 0 {
+		if err := n.copyRemoteLocked(ctx, rec.Ino); err != nil {
+			n.fsys.store.Remove(rec.Ino)
+			return err
+		}
+	}
+	n.ino = rec.Ino
+	n.fsys.stagedNode(n, rec.Ino)
+	return nil
+}
+
+// copyRemoteLocked stages the current Synapse content of n into ino, so that
+// a write into the middle of an existing file keeps the rest. Caller holds n.mu.
+func (n *file) copyRemoteLocked(ctx context.Context, ino uint64) error {
+	rc, err := n.fsys.client.Open(ctx, n.ent, 0, -1)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	sf, err := n.fsys.store.OpenFile(ino)
+	if err != nil {
+		return err
+	}
+	defer sf.Release()
+	buf := make([]byte, 1<<20)
+	var off int64
+	for {
+		k, rerr := io.ReadFull(rc, buf)
+		if k > 0 {
+			if _, err := sf.WriteAt(ctx, buf[:k], off); err != nil {
+				return err
+			}
+			off += int64(k)
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			return sf.Flush()
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+}
+
+// release drops one handle's reference on the staged file.
+func (n *file) release(h *handle) error {
+	err := h.sf.Release()
+	n.mu.Lock()
+	n.opens--
+	if n.opens == 0 {
+		n.sf = nil
+	}
+	n.mu.Unlock()
+	if h.write {
+		n.fsys.flusher.Enqueue(h.ino)
+	}
+	return err
+}
+
+func (n *file) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse.SetattrResponse) error {
+	if err := n.setattr(ctx, req); err != nil {
+		return n.fsys.errno("setattr", n.path(), err)
+	}
+	return n.Attr(ctx, &resp.Attr)
+}
+
+// setattr applies truncate and mtime to staged files. Mode, owner and the
+// mtime of files already in Synapse are accepted and not kept: Synapse has
+// no place for them (see docs/semantics.md).
+func (n *file) setattr(ctx context.Context, req *fuse.SetattrRequest) error {
+	if req.Valid.Size() {
+		if err := n.stage(ctx, req.Size > 0); err != nil {
+			return err
+		}
+		n.mu.Lock()
+		ino := n.ino
+		n.mu.Unlock()
+		sf, err := n.fsys.store.OpenFile(ino)
+		if err != nil {
+			return err
+		}
+		err = sf.Truncate(ctx, int64(req.Size))
+		if rerr := sf.Release(); err == nil {
+			err = rerr
+		}
+		if err != nil {
+			return err
+		}
+		n.fsys.flusher.Enqueue(ino)
+	}
+	if req.Valid.Mtime() || req.Valid.MtimeNow() {
+		t := req.Mtime
+		if req.Valid.MtimeNow() {
+			t = time.Now()
+		}
+		n.mu.Lock()
+		ino := n.ino
+		n.mu.Unlock()
+		if ino != 0 {
+			if err := n.fsys.store.SetMtime(ino, t); err != nil && !errors.Is(err, cache.ErrNotFound) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Fsync makes the staged bytes durable on disk; it does not wait for the
+// upload (synfs wait does that).
+func (n *file) Fsync(ctx context.Context, req *fuse.FsyncRequest) error {
+	n.mu.Lock()
+	sf := n.sf
+	n.mu.Unlock()
+	if sf == nil {
+		return nil
+	}
+	return n.fsys.errno("fsync", n.path(), sf.Sync())
+}
+
+func (n *file) Forget() {
+	n.mu.Lock()
+	id, ino := "", n.ino
+	if n.ent != nil {
+		id = n.ent.ID
+	}
+	n.mu.Unlock()
+	n.fsys.forgetFile(n, id, ino)
+}
+
+// uploaded records that staged inode ino is now entity e.
+func (n *file) uploaded(ino uint64, e *remote.Entity) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c := *e
+	n.ent = &c
+	if n.ino == ino && n.opens == 0 {
+		n.ino = 0
+	}
+}
+
+func (n *file) dropIno(ino uint64) {
+	n.mu.Lock()
+	if n.ino == ino {
+		n.ino = 0
+	}
+	n.mu.Unlock()
+}
+
+func (n *file) moved(d *dir, name string, e *remote.Entity) {
+	n.mu.Lock()
+	n.parent, n.name = d, name
+	if e != nil {
+		c := *e
+		n.ent = &c
+	}
+	n.mu.Unlock()
+}

@@ -1,0 +1,256 @@
+package fs
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"syscall"
+	"time"
+
+	"bazil.org/fuse"
+	bfs "bazil.org/fuse/fs"
+
+	"github.com/synfs/synfs/cache"
+	"github.com/synfs/synfs/cache/flusher"
+	"github.com/synfs/synfs/cache/meta"
+	"github.com/synfs/synfs/remote"
+)
+
+var (
+	_ bfs.FS         = (*FS)(nil)
+	_ bfs.FSStatfser = (*FS)(nil)
+)
+
+// Options configures a file system.
+type Options struct {
+	Client  remote.Client
+	Store   *cache.Store
+	Flusher *flusher.Flusher
+	Meta    *meta.Cache
+	User    *remote.User // the caller, from Client.Me
+
+	// RootID, when set, is the container shown at the mount root; otherwise
+	// the root lists the caller's projects.
+	RootID string
+	// RootName is shown in log lines for the root ("" = "/").
+	RootName string
+
+	// AttrValid is how long the kernel may cache attributes and entries. It
+	// should match the metadata cache's TTL (default 1 s).
+	AttrValid time.Duration
+
+	UID, GID uint32
+	Logger   *slog.Logger
+}
+
+// FS is the synfs file system. Create it with New, serve it with Mount.
+type FS struct {
+	client  remote.Client
+	store   *cache.Store
+	flusher *flusher.Flusher
+	meta    *meta.Cache
+	user    remote.User
+	rootID  string
+	valid   time.Duration
+	uid     uint32
+	gid     uint32
+	log     *slog.Logger
+
+	ctx    context.Context // background work (remote read streams); cancelled by Close
+	cancel context.CancelFunc
+
+	mu    sync.Mutex       // protects the maps below
+	dirs  map[string]*dir  // by Synapse ID
+	byID  map[string]*file // file nodes by Synapse ID
+	byIno map[uint64]*file // file nodes that have staged bytes, by inode
+}
+
+// New returns a file system over o's client, cache and flusher.
+func New(o Options) *FS {
+	if o.AttrValid <= 0 {
+		o.AttrValid = time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Meta == nil {
+		o.Meta = meta.New(meta.Options{TTL: 10 * o.AttrValid})
+	}
+	fsys := &FS{
+		client: o.Client, store: o.Store, flusher: o.Flusher, meta: o.Meta,
+		rootID: o.RootID, valid: o.AttrValid, uid: o.UID, gid: o.GID, log: o.Logger,
+		dirs: map[string]*dir{}, byID: map[string]*file{}, byIno: map[uint64]*file{},
+	}
+	if o.User != nil {
+		fsys.user = *o.User
+	}
+	fsys.ctx, fsys.cancel = context.WithCancel(context.Background())
+	return fsys
+}
+
+// Close stops background reads. Call it after the mount has ended.
+func (fsys *FS) Close() { fsys.cancel() }
+
+// Root returns the mount root: the caller's projects, or the RootID entity.
+func (fsys *FS) Root() (bfs.Node, error) {
+	d := fsys.dirNode(remote.Entity{ID: fsys.rootID, Kind: remote.KindFolder}, nil, "")
+	d.root = true
+	return d, nil
+}
+
+// Statfs reports the space the write cache can still take, so that file
+// managers that check free space before copying see the truth.
+func (fsys *FS) Statfs(ctx context.Context, req *fuse.StatfsRequest, resp *fuse.StatfsResponse) error {
+	const bsize = 4096
+	var st syscall.Statfs_t
+	free := uint64(1 << 40)
+	total := free
+	if err := syscall.Statfs(fsys.store.Dir(), &st); err == nil {
+		free = st.Bavail * uint64(st.Bsize)
+		total = st.Blocks * uint64(st.Bsize)
+	}
+	if max := fsys.store.MaxSize(); max > 0 {
+		left := max - fsys.store.Used()
+		if left < 0 {
+			left = 0
+		}
+		if uint64(left) < free {
+			free = uint64(left)
+		}
+		total = uint64(max)
+	}
+	resp.Bsize, resp.Frsize = bsize, bsize
+	resp.Blocks, resp.Bfree, resp.Bavail = total/bsize, free/bsize, free/bsize
+	resp.Files, resp.Ffree = 1<<32, 1<<31
+	resp.Namelen = 255
+	return nil
+}
+
+// Uploaded is the flusher's OnUploaded hook: the staged file rec is now
+// entity e in Synapse. The node keeps its identity and now reads from
+// Synapse; the parent's cached listing learns the entity.
+func (fsys *FS) Uploaded(rec cache.Record, e *remote.Entity) {
+	fsys.meta.Put(*e)
+	fsys.mu.Lock()
+	n := fsys.byIno[rec.Ino]
+	delete(fsys.byIno, rec.Ino)
+	if n != nil {
+		if _, taken := fsys.byID[e.ID]; !taken {
+			fsys.byID[e.ID] = n
+		}
+	}
+	fsys.mu.Unlock()
+	if n != nil {
+		n.uploaded(rec.Ino, e)
+	}
+}
+
+// dirNode returns the one node for container e.
+func (fsys *FS) dirNode(e remote.Entity, parent *dir, path string) *dir {
+	fsys.mu.Lock()
+	defer fsys.mu.Unlock()
+	if d := fsys.dirs[e.ID]; d != nil {
+		d.setEntity(e, path)
+		return d
+	}
+	d := &dir{fsys: fsys, id: e.ID}
+	d.setEntity(e, path)
+	fsys.dirs[e.ID] = d
+	return d
+}
+
+// fileNode returns the one node for the file that is entity e (may be nil)
+// and/or staged record rec (may be nil), in directory d.
+func (fsys *FS) fileNode(d *dir, name string, e *remote.Entity, rec *cache.Record) *file {
+	fsys.mu.Lock()
+	defer fsys.mu.Unlock()
+	var n *file
+	if rec != nil {
+		n = fsys.byIno[rec.Ino]
+	}
+	if n == nil && e != nil {
+		n = fsys.byID[e.ID]
+	}
+	if n == nil {
+		n = &file{fsys: fsys}
+	}
+	if e != nil {
+		fsys.byID[e.ID] = n
+	}
+	if rec != nil {
+		fsys.byIno[rec.Ino] = n
+	}
+	n.set(d, name, e, rec)
+	return n
+}
+
+// stagedNode registers n as the node of staged inode ino.
+func (fsys *FS) stagedNode(n *file, ino uint64) {
+	fsys.mu.Lock()
+	fsys.byIno[ino] = n
+	fsys.mu.Unlock()
+}
+
+// forgetFile drops n from the maps when the kernel forgets it.
+func (fsys *FS) forgetFile(n *file, id string, ino uint64) {
+	fsys.mu.Lock()
+	defer fsys.mu.Unlock()
+	if id != "" && fsys.byID[id] == n {
+		delete(fsys.byID, id)
+	}
+	if ino != 0 && fsys.byIno[ino] == n {
+		delete(fsys.byIno, ino)
+	}
+}
+
+func (fsys *FS) forgetDir(d *dir) {
+	fsys.mu.Lock()
+	defer fsys.mu.Unlock()
+	if fsys.dirs[d.id] == d && !d.root {
+		delete(fsys.dirs, d.id)
+	}
+}
+
+// listing returns parentID's children, from the metadata cache or Synapse.
+func (fsys *FS) listing(ctx context.Context, parentID string) (*meta.Listing, error) {
+	if l := fsys.meta.Listing(parentID); l != nil {
+		return l, nil
+	}
+	children, err := fsys.client.Children(ctx, parentID)
+	if err != nil {
+		return nil, err
+	}
+	return fsys.meta.SetListing(parentID, children), nil
+}
+
+// canAdd decides at create/mkdir time whether the caller may add children to
+// container id, so that the syscall fails at once with EACCES rather than
+// the upload failing later. When Synapse cannot be asked (outage), it allows
+// the create: the bytes are kept and the flusher reports any refusal.
+func (fsys *FS) canAdd(ctx context.Context, id string) error {
+	if id == "" {
+		return errNoProjects
+	}
+	if !fsys.user.Certified {
+		return &remote.Error{Op: "create", Status: 403, Reason: remote.CertifiedOnlyReason, Kind: remote.ErrNotCertified}
+	}
+	p, ok := fsys.meta.Perms(id)
+	if !ok {
+		got, err := fsys.client.Permissions(ctx, id)
+		if err != nil {
+			if remote.IsTransient(err) {
+				return nil
+			}
+			return err
+		}
+		p = *got
+		fsys.meta.SetPerms(id, p)
+	}
+	if !p.CanAddChild {
+		return &remote.Error{Op: "create", Status: 403, Kind: remote.ErrPermission,
+			Reason: "you lack permission to add files or folders to " + id + " in Synapse (ask its administrator for Edit access)"}
+	}
+	return nil
+}
+
+func (fsys *FS) attrValid() time.Duration { return fsys.valid }

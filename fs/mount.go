@@ -1,0 +1,133 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"bazil.org/fuse"
+	bfs "bazil.org/fuse/fs"
+)
+
+// MountOptions are the kernel mount settings.
+type MountOptions struct {
+	// AllowOther lets users other than the mounting user see the mount
+	// (needs user_allow_other in /etc/fuse.conf for non-root users).
+	AllowOther bool
+	// FSName is shown in mount tables (default "synfs").
+	FSName string
+}
+
+// Mounted is a served mount.
+type Mounted struct {
+	Dir  string
+	conn *fuse.Conn
+	done chan struct{}
+	err  error
+}
+
+// CheckMountpoint fails unless dir is an existing, empty directory.
+func CheckMountpoint(dir string) error {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("mountpoint %s: %w", dir, unwrapPath(err))
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("mountpoint %s is not a directory", dir)
+	}
+	f, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("mountpoint %s: %w", dir, unwrapPath(err))
+	}
+	defer f.Close()
+	if _, err := f.Readdirnames(1); err != io.EOF {
+		if err == nil {
+			return fmt.Errorf("mountpoint %s is not empty", dir)
+		}
+		return fmt.Errorf("mountpoint %s: %w", dir, err)
+	}
+	return nil
+}
+
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// Mount mounts fsys on dir and serves it until Unmount or an external
+// unmount. It returns once the kernel has the mount.
+func Mount(dir string, fsys *FS, o MountOptions) (*Mounted, error) {
+	if err := CheckMountpoint(dir); err != nil {
+		return nil, err
+	}
+	if o.FSName == "" {
+		o.FSName = "synfs"
+	}
+	opts := []fuse.MountOption{
+		fuse.FSName(o.FSName),
+		fuse.Subtype("synfs"),
+		fuse.MaxReadahead(1 << 20),
+	}
+	if o.AllowOther {
+		opts = append(opts, fuse.AllowOther())
+	}
+	c, err := fuse.Mount(dir, opts...)
+	if err != nil {
+		if strings.Contains(err.Error(), "executable file not found") {
+			return nil, fmt.Errorf("mount %s: fusermount3 is missing: install the fuse3 package (apt-get install fuse3)", dir)
+		}
+		return nil, fmt.Errorf("mount %s: %w", dir, err)
+	}
+	m := &Mounted{Dir: dir, conn: c, done: make(chan struct{})}
+	srv := bfs.New(c, nil)
+	go func() {
+		m.err = srv.Serve(fsys)
+		close(m.done)
+	}()
+	return m, nil
+}
+
+// Done is closed when serving has ended (after an unmount).
+func (m *Mounted) Done() <-chan struct{} { return m.done }
+
+// Err is the serving error, valid after Done is closed.
+func (m *Mounted) Err() error { return m.err }
+
+// Unmount unmounts, retrying while the mount is busy until ctx ends; then it
+// detaches lazily so that nothing stays mounted. It waits for serving to end.
+func (m *Mounted) Unmount(ctx context.Context) error {
+	var err error
+	for {
+		select {
+		case <-m.done:
+			m.conn.Close()
+			return nil
+		default:
+		}
+		if err = fuse.Unmount(m.Dir); err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			lazyUnmount(m.Dir)
+			select {
+			case <-m.done:
+			case <-time.After(5 * time.Second):
+			}
+			m.conn.Close()
+			return fmt.Errorf("unmount %s: %w (detached lazily)", m.Dir, err)
+		case <-m.done:
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	<-m.done
+	m.conn.Close()
+	return nil
+}
