@@ -111,7 +111,9 @@ func TestCopyTree(t *testing.T) {
 	checkTree(t, e, e.folder, "batch-07", files)
 }
 
-func itoa(i int) string { return strings.TrimLeft(string([]byte{byte('0' + i/100), byte('0' + i/10%10), byte('0' + i%10)}), "") }
+func itoa(i int) string {
+	return strings.TrimLeft(string([]byte{byte('0' + i/100), byte('0' + i/10%10), byte('0' + i%10)}), "")
+}
 
 // checkTree asserts that every file of files is in Synapse under folder
 // root (below parent) exactly once, with the right MD5, and nothing else.

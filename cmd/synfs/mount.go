@@ -27,9 +27,9 @@ import (
 
 type mountFlags struct {
 	endpoint, config, profile, cacheDir, root, maxSize string
-	delay, attrTTL                                      time.Duration
-	transfers, parts, restConcurrency, restRate         int
-	allowOther, verbose, useEmulator                    bool
+	delay, attrTTL                                     time.Duration
+	transfers, parts, restConcurrency, restRate        int
+	allowOther, verbose, useEmulator                   bool
 }
 
 func cmdMount(args []string) int {
