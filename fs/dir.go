@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"bazil.org/fuse"
 	bfs "bazil.org/fuse/fs"
@@ -317,6 +318,11 @@ func (d *dir) rename(ctx context.Context, oldName string, nd *dir, newName strin
 	if err != nil {
 		return err
 	}
+	if srcRec != nil && srcRec.State == cache.StateUploading {
+		if srcRec, srcEnt, err = d.settleUpload(ctx, oldName, srcRec, srcEnt); err != nil {
+			return err
+		}
+	}
 	dstRec, dstEnt, err := nd.entry(ctx, newName)
 	if err != nil && !errors.Is(err, cache.ErrNotFound) {
 		return err
@@ -368,6 +374,32 @@ func (d *dir) rename(ctx context.Context, oldName string, nd *dir, newName strin
 	d.fsys.renamed(srcRec, srcEnt, nd, newName)
 	return nil
 }
+
+// settleUpload is rename's answer to a file whose upload is under way: the
+// upload may create the entity under the old name at any moment. It waits a
+// little for the upload to end, so that the entity is simply moved; failing
+// that, it cancels the upload and picks up any entity it already created, so
+// that the rename moves it too and the re-upload under the new name finds it
+// rather than creating a second one.
+func (d *dir) settleUpload(ctx context.Context, name string, rec *cache.Record, e *remote.Entity) (*cache.Record, *remote.Entity, error) {
+	wctx, cancel := context.WithTimeout(ctx, settleWait)
+	err := d.fsys.flusher.Flush(wctx, rec.Ino)
+	cancel()
+	if err == nil {
+		d.fsys.meta.Invalidate(d.id)
+		return d.entry(ctx, name)
+	}
+	d.fsys.flusher.Cancel(rec.Ino)
+	if e == nil {
+		if got, lerr := d.fsys.client.Lookup(ctx, d.id, name); lerr == nil && got.Kind == remote.KindFile {
+			e = got
+		}
+	}
+	return rec, e, nil
+}
+
+// settleWait bounds how long a rename waits for an upload under way.
+const settleWait = 30 * time.Second
 
 // renamed points the node of the moved file or folder at its new place.
 func (fsys *FS) renamed(rec *cache.Record, e *remote.Entity, nd *dir, name string) {

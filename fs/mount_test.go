@@ -391,3 +391,79 @@ func TestFaultsEverythingArrivesOnce(t *testing.T) {
 	e.drain(3 * time.Minute)
 	checkTree(t, e, e.folder, "flaky", files)
 }
+
+func TestRenameDuringUpload(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	remove := e.em.AddFault(emulator.Fault{Route: "PUT /s3/", Latency: 300 * time.Millisecond})
+	b := pattern(20<<20, 11)
+	src := filepath.Join(e.data, "upload.tmp")
+	if err := os.WriteFile(src, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Minute, "the upload to start", func() bool { return e.em.Stats().PartsPut > 0 })
+	e.within(time.Minute, "rename", func() {
+		if err := os.Rename(src, filepath.Join(e.data, "final.bin")); err != nil {
+			t.Error(err)
+		}
+	})
+	remove()
+	e.drain(time.Minute)
+	kids := e.em.Children(e.folder)
+	if len(kids) != 1 || kids[0].Name != "final.bin" || len(kids[0].Versions) != 1 || kids[0].Versions[0].MD5 != md5hex(b) {
+		t.Fatalf("got %+v, want only final.bin with one version", kids)
+	}
+}
+
+func TestTruncateAndMtime(t *testing.T) {
+	e := newEnv(t, envOptions{delay: time.Hour})
+	p := filepath.Join(e.data, "t.txt")
+	if err := os.WriteFile(p, []byte("0123456789"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(p, 4); err != nil {
+		t.Fatal(err)
+	}
+	mt := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	if err := os.Chtimes(p, mt, mt); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, 0o600); err != nil {
+		t.Fatalf("chmod must succeed (and change nothing): %v", err)
+	}
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Size() != 4 || !st.ModTime().Equal(mt) {
+		t.Fatalf("got size %d mtime %v, want 4 and %v", st.Size(), st.ModTime(), mt)
+	}
+	e.drain(time.Minute)
+	if got := e.remoteFile(e.folder, "t.txt").Versions[0].MD5; got != md5hex([]byte("0123")) {
+		t.Fatalf("got md5 %s in Synapse, want that of %q", got, "0123")
+	}
+}
+
+func TestMkdirAndRmdir(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	d := filepath.Join(e.data, "assay", "level1")
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	assay := e.remoteFile(e.folder, "assay")
+	if assay.Kind != "folder" {
+		t.Fatalf("got kind %q, want folder", assay.Kind)
+	}
+	if err := os.Mkdir(d, 0o755); errnoOf(err) != syscall.EEXIST {
+		t.Errorf("mkdir of an existing folder: got %v, want EEXIST", err)
+	}
+	if err := os.Remove(filepath.Join(e.data, "assay")); errnoOf(err) != syscall.ENOTEMPTY {
+		t.Errorf("rmdir of a non-empty folder: got %v, want ENOTEMPTY", err)
+	}
+	level1 := e.remoteFile(assay.ID, "level1")
+	if err := os.Remove(d); err != nil {
+		t.Fatal(err)
+	}
+	if ent, ok := e.em.Entity(level1.ID); !ok || !ent.Trashed {
+		t.Errorf("rmdir: got %+v, want the folder in the trash", ent)
+	}
+}

@@ -122,8 +122,16 @@ func mount(mountpoint string, f mountFlags) int {
 	if err != nil {
 		return fail(1, "%v", err)
 	}
+	// Ask who we are with few retries, so that a wrong endpoint fails at once.
+	check := cfg
+	check.MaxRetries, check.RetryCap = 2, time.Second
+	check.Logger = slog.New(slog.DiscardHandler)
+	checker, err := synapse.New(check)
+	if err != nil {
+		return fail(1, "%v", err)
+	}
 	meCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	me, err := client.Me(meCtx)
+	me, err := checker.Me(meCtx)
 	cancel()
 	switch {
 	case errors.Is(err, remote.ErrUnauthenticated):
