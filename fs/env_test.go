@@ -303,3 +303,33 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
+
+// put writes b to path through the mount from a child process (cp), as a
+// user would. Tests that serve the mount keep large I/O out of their own
+// process: a thread of the serving process blocked in the kernel on its own
+// mount can stall that process's FUSE server. The error carries cp's stderr.
+func put(t *testing.T, path string, b []byte) error {
+	t.Helper()
+	src := filepath.Join(t.TempDir(), "src")
+	if err := os.WriteFile(src, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "cp", src, path).CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("cp to %s did not finish in 2 minutes", path)
+	}
+	if err != nil {
+		return fmt.Errorf("cp: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// get reads path through the mount from a child process (cat).
+func get(t *testing.T, path string) ([]byte, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	return exec.CommandContext(ctx, "cat", path).Output()
+}
