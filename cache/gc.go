@@ -63,7 +63,13 @@ func (s *Store) runGC() {
 			return
 		default:
 		}
-		if err := s.db.RunValueLogGC(0.5); err != nil {
+		// Writes pause while one value-log file is rewritten: Badger's
+		// rewrite reads the DB's max version without the lock its writers
+		// take (a data race in Badger v4.9), so none may run meanwhile.
+		s.dropMu.Lock()
+		err := s.db.RunValueLogGC(0.5)
+		s.dropMu.Unlock()
+		if err != nil {
 			if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
 				s.log.Warn("cache: value-log GC failed", "err", err)
 			}

@@ -462,8 +462,8 @@ func BenchmarkCopyToUploaded1GiB(b *testing.B) {
 
 // BenchmarkSmallFiles: `cp -r` of a folder of 4 KiB files into the mount
 // until every file is in Synapse (--writeback-delay 100ms), against the
-// same files uploaded by remote.Client.Upload from this process, 4 at a time
-// (as --transfers), with the same REST limits.
+// same files uploaded by remote.Client.Upload from this process, as many at
+// a time as the daemon's --transfers (default 4), with the same REST limits.
 //
 //   - emulator: 1000 files, --rest-concurrency 16, no rate limit, the
 //     emulator in memory. Goal <= 3 s.
@@ -471,6 +471,8 @@ func BenchmarkCopyToUploaded1GiB(b *testing.B) {
 //     rewrites a JSON snapshot of all its metadata after every change, which
 //     dominates this figure).
 //   - latency20ms: the same with 20 ms added to every REST call. Goal >= 100 files/s.
+//   - latency20msTransfers16: the same with --transfers 16 (16 files in
+//     flight instead of 4).
 //   - synapseLimits: 20 ms latency and Synapse's limits, enforced by both the
 //     client (--rest-concurrency 3, the default 600 calls/min) and the
 //     emulator (3 in flight, 600/min per user); 60 files, as 1000 would take
@@ -492,6 +494,8 @@ func BenchmarkSmallFiles(b *testing.B) {
 			[]string{"--rest-concurrency", "16", "--rest-rate", "1000000"}},
 		{"latency20ms", 1000, lat, emulator.Options{DataDir: "-"}, 16, 1 << 20,
 			[]string{"--rest-concurrency", "16", "--rest-rate", "1000000"}},
+		{"latency20msTransfers16", 1000, lat, emulator.Options{DataDir: "-"}, 16, 1 << 20,
+			[]string{"--rest-concurrency", "16", "--rest-rate", "1000000", "--transfers", "16"}},
 		{"synapseLimits", 60, lat, emulator.Options{DataDir: "-", Throttle: true, MaxConcurrent: 3, RatePerMinute: 600}, 3, 0,
 			[]string{"--rest-concurrency", "3"}},
 	}
@@ -522,13 +526,18 @@ func BenchmarkSmallFiles(b *testing.B) {
 			os.ReadDir(d.data)
 			ctx := context.Background()
 			for i := 0; i < b.N; i++ {
-				// Baseline: the client library alone, 4 files at a time.
+				// Baseline: the client library alone, as many files at a
+				// time as the daemon's --transfers.
 				base, err := c.CreateFolder(ctx, e.folder, fmt.Sprintf("base%d", i))
 				if err != nil {
 					b.Fatal(err)
 				}
 				start := time.Now()
-				sem := make(chan struct{}, 4)
+				par := 4
+				if strings.Contains(strings.Join(tc.daemonFlags, " "), "--transfers 16") {
+					par = 16
+				}
+				sem := make(chan struct{}, par)
 				var wg sync.WaitGroup
 				for k, body := range bodies {
 					wg.Add(1)

@@ -25,6 +25,8 @@ var (
 	_ bfs.NodeRenamer        = (*dir)(nil)
 	_ bfs.NodeForgetter      = (*dir)(nil)
 	_ bfs.NodeFsyncer        = (*dir)(nil)
+	_ bfs.NodeSymlinker      = (*dir)(nil)
+	_ bfs.NodeLinker         = (*dir)(nil)
 )
 
 // dir is a Synapse Project or Folder, or the projects root (id "").
@@ -435,3 +437,14 @@ func (d *dir) Forget() { d.fsys.forgetDir(d) }
 // Fsync on a directory has nothing to do: folders are created in Synapse
 // before mkdir returns.
 func (d *dir) Fsync(ctx context.Context, req *fuse.FsyncRequest) error { return nil }
+
+// Symlink fails with EPERM: Synapse has no symbolic links that a path could
+// name (its Link entities point at entities, not paths).
+func (d *dir) Symlink(ctx context.Context, req *fuse.SymlinkRequest) (bfs.Node, error) {
+	return nil, d.fsys.errno("symlink", d.pathOf(req.NewName), errNoLinks)
+}
+
+// Link fails with EPERM: an entity has one parent in Synapse.
+func (d *dir) Link(ctx context.Context, req *fuse.LinkRequest, old bfs.Node) (bfs.Node, error) {
+	return nil, d.fsys.errno("link", d.pathOf(req.NewName), errNoLinks)
+}

@@ -19,6 +19,7 @@ var (
 	errNotEmpty   = errors.New("directory not empty")
 	errNoProjects = errors.New("the mount root holds Synapse projects: create projects on synapse.org, then folders and files inside them")
 	errReadOnly   = errors.New("this entity type is shown read-only")
+	errNoLinks    = errors.New("Synapse keeps no symbolic or hard links")
 )
 
 // Errno maps an error from the remote, the cache or this package to the errno
@@ -37,7 +38,7 @@ func Errno(err error) syscall.Errno {
 		return syscall.ENOTDIR
 	case errors.Is(err, errNotEmpty):
 		return syscall.ENOTEMPTY
-	case errors.Is(err, errNoProjects), errors.Is(err, errReadOnly):
+	case errors.Is(err, errNoProjects), errors.Is(err, errReadOnly), errors.Is(err, errNoLinks):
 		return syscall.EPERM
 	case errors.Is(err, cache.ErrNoSpace):
 		return syscall.ENOSPC

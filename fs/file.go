@@ -286,7 +286,7 @@ func (n *file) setattr(ctx context.Context, req *fuse.SetattrRequest) error {
 }
 
 // Fsync makes the staged bytes durable on disk; it does not wait for the
-// upload (synfs wait does that).
+// upload, which .synfs/status reports.
 func (n *file) Fsync(ctx context.Context, req *fuse.FsyncRequest) error {
 	n.mu.Lock()
 	sf := n.sf

@@ -163,7 +163,6 @@ func (fsys *FS) dirNode(e remote.Entity, parent *dir, path string) *dir {
 // and/or staged record rec (may be nil), in directory d.
 func (fsys *FS) fileNode(d *dir, name string, e *remote.Entity, rec *cache.Record) *file {
 	fsys.mu.Lock()
-	defer fsys.mu.Unlock()
 	var n *file
 	if rec != nil {
 		n = fsys.byIno[rec.Ino]
@@ -180,6 +179,7 @@ func (fsys *FS) fileNode(d *dir, name string, e *remote.Entity, rec *cache.Recor
 	if rec != nil {
 		fsys.byIno[rec.Ino] = n
 	}
+	fsys.mu.Unlock() // lock order: file.mu before FS.mu, never inside it
 	n.set(d, name, e, rec)
 	return n
 }

@@ -112,7 +112,7 @@ func (h *handle) Flush(ctx context.Context, req *fuse.FlushRequest) error {
 		return h.n.fsys.errno("close", h.n.path(), err)
 	}
 	// Queue the upload before close returns, so that a flush barrier taken
-	// after close (synfs wait, tests) sees the file.
+	// after close sees the file.
 	h.n.fsys.flusher.Enqueue(h.ino)
 	return nil
 }

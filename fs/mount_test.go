@@ -470,3 +470,17 @@ func TestMkdirAndRmdir(t *testing.T) {
 		t.Errorf("rmdir: got %+v, want the folder in the trash", ent)
 	}
 }
+
+func TestLinksEPERM(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	if err := os.Symlink("target", filepath.Join(e.data, "link")); errnoOf(err) != syscall.EPERM {
+		t.Errorf("symlink: got %v, want EPERM", err)
+	}
+	p := filepath.Join(e.data, "a.txt")
+	if err := os.WriteFile(p, []byte("a"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(p, filepath.Join(e.data, "b.txt")); errnoOf(err) != syscall.EPERM {
+		t.Errorf("link: got %v, want EPERM", err)
+	}
+}

@@ -4,8 +4,8 @@
 // remote.Client answers and updates it first on local mutations, so a listing
 // shows what the user just did without a round trip.
 //
-// The TTL here and the kernel's entry and attribute validity come from the
-// same configuration value (fs.Options.MetaTTL).
+// The listing TTL is derived from the kernel's attribute validity
+// (synfs mount --attr-ttl; listings live ten times as long).
 package meta
 
 import (

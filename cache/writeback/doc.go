@@ -6,7 +6,8 @@
 // It knows nothing about what it uploads; package cache/flusher builds the
 // upload functions. The design follows rclone's vfs writeback: one mutex, a
 // heap of items ordered by due time and a single timer, plus a Flush
-// barrier for fsync, "synfs sync" and unmount.
+// barrier for whoever must wait for uploads (rename of a file being
+// uploaded, tests; a future drain on unmount).
 //
 // # Item life
 //

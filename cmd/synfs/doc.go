@@ -24,8 +24,9 @@
 // demo project, so that it can be tried without an account.
 //
 // The mount runs in the foreground; SIGINT or SIGTERM unmounts it. The file
-// MOUNTPOINT/.synfs/status lists every staged file with its state
-// (waiting, uploading, failed, empty), attempts and last error.
+// MOUNTPOINT/.synfs/status lists every staged file (by its folder's Synapse
+// ID and name) with its state (open, dirty, uploading, failed, empty),
+// attempts, upload progress and last error.
 //
 // Flags:
 //
@@ -35,10 +36,12 @@
 //	--cache-dir DIR         write cache directory
 //	--cache-max-size SIZE   most not-yet-uploaded data to hold, e.g. 50G
 //	--root synID            mount this project or folder only
-//	--writeback-delay D     wait after close before uploading (default 5s)
+//	--writeback-delay D     wait after close before uploading (default 5s; 0: none)
 //	--transfers N           files uploaded at once (default 4)
 //	--parts N               parts of one file in flight (default 8)
-//	--attr-ttl D            kernel attribute cache time (default 1s)
+//	--rest-concurrency N    Synapse REST calls in flight (default 3, Synapse's limit)
+//	--rest-rate N           Synapse REST calls per minute (default 600, Synapse's limit)
+//	--attr-ttl D            kernel attribute cache time (default 1s; listings 10x)
 //	--allow-other           let other users see the mount
 //	--emulator              mount the embedded emulator even with a token
 //	-v                      verbose log

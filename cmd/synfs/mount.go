@@ -50,7 +50,7 @@ func cmdMount(args []string) int {
 	fl.StringVar(&f.root, "root", "", "mount this project or folder (`synID`) instead of all your projects")
 	fl.StringVar(&f.maxSize, "cache-max-size", "", "largest amount of not-yet-uploaded data to hold, e.g. 50G (default: the cache disk's free space less 5%)")
 	fl.DurationVar(&f.delay, "writeback-delay", 5*time.Second, "wait this long after a file is closed before uploading it")
-	fl.DurationVar(&f.attrTTL, "attr-ttl", time.Second, "how long the kernel caches attributes and names")
+	fl.DurationVar(&f.attrTTL, "attr-ttl", time.Second, "how long the kernel caches attributes (folder listings are cached 10 times as long)")
 	fl.IntVar(&f.transfers, "transfers", 4, "files uploaded at once")
 	fl.IntVar(&f.parts, "parts", 8, "parts of one file uploaded at once")
 	fl.IntVar(&f.restConcurrency, "rest-concurrency", 0, "Synapse REST calls in flight (default 3, Synapse's per-user limit; 16 on the emulator)")
@@ -152,8 +152,12 @@ func mount(mountpoint string, f mountFlags) int {
 	defer store.Close()
 
 	var fsys *fs.FS
+	delay := f.delay
+	if delay == 0 {
+		delay = -1 // the queue reads 0 as its default; 0 here means none
+	}
 	fl := flusher.New(store, client, flusher.Options{
-		Delay: f.delay, Transfers: f.transfers, Logger: log,
+		Delay: delay, Transfers: f.transfers, Logger: log,
 		OnUploaded: func(rec cache.Record, e *remote.Entity) { fsys.Uploaded(rec, e) },
 	})
 	fsys = fs.New(fs.Options{
