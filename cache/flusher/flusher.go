@@ -238,11 +238,13 @@ func (f *Flusher) upload(ctx context.Context, ino uint64) error {
 	} else if err != nil {
 		return err
 	}
+	// The target is resolved by folder and name when the upload starts (no
+	// EntityID): an overwrite versions whatever file holds the name now,
+	// and one whose entity was deleted elsewhere meanwhile creates it anew.
 	e, err := f.client.Upload(ctx, &remote.UploadRequest{
 		ParentID: rec.ParentID, Name: rec.Name, Size: size, MD5: u.MD5, Source: r,
 		FileName: u.FileName, PartSize: u.PartSize, ContentType: u.ContentType,
-		EntityID: rec.EntityID,
-		Parts:    func(part, of int) { f.setProgress(ino, part, of) },
+		Parts: func(part, of int) { f.setProgress(ino, part, of) },
 	})
 	if err == nil && (e == nil || e.Size != size || e.MD5 != u.MD5) {
 		got := "no entity"
