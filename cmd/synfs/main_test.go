@@ -114,3 +114,19 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+// A missing ~/.synapseConfig is not an error: the token can come from the
+// environment.
+func TestMissingDefaultConfig(t *testing.T) {
+	em, err := emulator.New(emulator.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(em)
+	defer srv.Close()
+	code, stderr := synfs(t, []string{"HOME=" + t.TempDir(), "SYNAPSE_AUTH_TOKEN=not-a-user"},
+		"mount", t.TempDir(), "--endpoint", srv.URL, "--cache-dir", t.TempDir())
+	if code == 0 || !strings.Contains(stderr, "Synapse refused the token") {
+		t.Fatalf("got exit %d, stderr %q; want the token refused (the missing config file ignored)", code, stderr)
+	}
+}

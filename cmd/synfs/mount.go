@@ -218,13 +218,8 @@ func pendingCount(store *cache.Store) int {
 // starts the embedded emulator and returns its config.
 func clientConfig(ctx context.Context, f mountFlags, log *slog.Logger) (synapse.Config, string, func(), error) {
 	nop := func() {}
-	path := f.config
-	if path == "" {
-		if h, err := os.UserHomeDir(); err == nil {
-			path = filepath.Join(h, ".synapseConfig")
-		}
-	}
-	st, err := synapse.LoadSettings(path, f.profile, os.Getenv)
+	// "" is ~/.synapseConfig, which may be missing; a --config file must exist.
+	st, err := synapse.LoadSettings(f.config, f.profile, os.Getenv)
 	if err != nil {
 		return synapse.Config{}, "", nop, err
 	}
