@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The performance figures of docs/benchmarks.md: builds synfs, runs the
+# benchmarks (each once, -benchtime 1x) and prints a table of figure, value,
+# baseline (measured in the same run), ratio and goal.
+#
+#   scripts/bench.sh              # everything (about 5 minutes, ~12 GB of temp disk)
+#   BENCH=SmallFiles scripts/bench.sh   # only the fs benchmarks matching a pattern
+#
+# The fs benchmarks mount FUSE (they need /dev/fuse and root or fusermount3)
+# and are skipped without it. The raw `go test` output is kept in $OUT.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT="${OUT:-$(mktemp -t synfs-bench.XXXXXX)}"
+BENCH="${BENCH:-.}"
+go build ./... && go build -o bin/synfs ./cmd/synfs
+{
+  go test -run '^$' -bench "$BENCH" -benchtime 1x -timeout 30m ./fs/
+  if [ "$BENCH" = "." ]; then
+    go test -run '^$' -bench 'UploadVsRawPUT' -benchtime 1x -timeout 10m ./remote/synapse/
+    go test -run '^$' -bench 'SequentialWrite' -benchtime 1x -timeout 10m ./cache/
+  fi
+} 2>&1 | tee "$OUT"
+
+echo
+echo "raw output: $OUT ($(nproc) cores)"
+awk '
+/^Benchmark/ {
+  name = $1; sub(/-[0-9]+$/, "", name)
+  for (i = 3; i < NF; i += 2) m[name SUBSEP $(i+1)] = $i
+  seen[name] = 1
+}
+function has(n, u) { return ((n SUBSEP u) in m) }
+function v(n, u) { return m[n SUBSEP u] + 0 }
+function row(fig, val, base, ratio, goal, met) {
+  printf "| %-44s | %-18s | %-18s | %-7s | %-16s | %-4s |\n", fig, val, base, ratio, goal, met
+}
+function yn(c) { return c ? "yes" : "NO" }
+END {
+  row("figure", "value", "baseline", "ratio", "goal", "met")
+  row("---", "---", "---", "---", "---", "---")
+  n = "BenchmarkCopy2GiB"
+  if (has(n, "ratio")) {
+    r = v(n, "mount-MB/s") / v(n, "local-MB/s")
+    row("1. cp 2 GiB into mount (MB/s)", sprintf("%.0f", v(n, "mount-MB/s")),
+        sprintf("%.0f cp+sync local", v(n, "local-MB/s")), sprintf("%.2f", r), "ratio >= 0.8", yn(r >= 0.8))
+    r = v(n, "mount+sync-MB/s") / v(n, "local-MB/s")
+    row("   cp + sync 2 GiB into mount (MB/s)", sprintf("%.0f", v(n, "mount+sync-MB/s")),
+        sprintf("%.0f cp+sync local", v(n, "local-MB/s")), sprintf("%.2f", r), "(info)", "")
+  }
+  n = "BenchmarkCopyToUploaded1GiB"
+  if (has(n, "ratio")) {
+    row("2. 1 GiB cp start -> uploaded (s)", sprintf("%.2f", v(n, "synfs-s")),
+        sprintf("%.2f cp+raw PUT", v(n, "baseline-s")), sprintf("%.2f", v(n, "ratio")), "ratio <= 1.2", yn(v(n, "ratio") <= 1.2))
+  }
+  split("emulator emulatorDisk latency20ms latency20msTransfers16 synapseLimits", cs, " ")
+  for (k = 1; k <= 5; k++) {
+    n = "BenchmarkSmallFiles/" cs[k]
+    if (!has(n, "files")) continue
+    f = v(n, "files")
+    if (cs[k] == "emulator" || cs[k] == "emulatorDisk") {
+      row(sprintf("3. %d x 4 KiB cp -r -> uploaded, %s (s)", f, cs[k]), sprintf("%.2f", v(n, "synfs-s")),
+          sprintf("%.2f client lib", v(n, "baseline-s")), sprintf("%.2f", v(n, "ratio")), "<= 3 s", yn(v(n, "synfs-s") <= 3))
+    } else {
+      goal = (cs[k] ~ /^latency20ms/) ? ">= 100 files/s" : "(info)"
+      met = (cs[k] ~ /^latency20ms/) ? yn(v(n, "files/s") >= 100) : ""
+      row(sprintf("3. %d x 4 KiB, %s (files/s)", f, cs[k]), sprintf("%.1f", v(n, "files/s")),
+          sprintf("%.1f client lib", v(n, "baseline-files/s")), sprintf("%.2f", v(n, "baseline-files/s") / v(n, "files/s")), goal, met)
+    }
+  }
+  n = "BenchmarkMemory4GiB"
+  if (has(n, "VmHWM-MiB")) {
+    p = v(n, "VmHWM-MiB"); if (v(n, "peak-RSS-MiB") > p) p = v(n, "peak-RSS-MiB")
+    row("4. daemon peak RSS, 4 GiB copy (MiB)", sprintf("%.0f", p), sprintf("%.0f idle", v(n, "idle-RSS-MiB")),
+        sprintf("%.1f", p / v(n, "idle-RSS-MiB")), "<= 200 MiB", yn(p <= 200))
+    row("4. daemon peak RssAnon (heap etc., MiB)", sprintf("%.0f", v(n, "peak-RssAnon-MiB")), sprintf("%.0f idle RSS", v(n, "idle-RSS-MiB")),
+        sprintf("%.1f", v(n, "peak-RssAnon-MiB") / v(n, "idle-RSS-MiB")), "(info)", "")
+    row("4. cache dir after drain + GC (MiB)", sprintf("%.1f", v(n, "cache-after-MiB")),
+        sprintf("%.1f before copy", v(n, "cache-before-MiB")), "-", "<= 64 MiB", yn(v(n, "cache-after-MiB") <= 64))
+  }
+  n = "BenchmarkUploadVsRawPUT"
+  if (has(n, "ratio")) {
+    row("Client.Upload 1 GiB (MB/s)", sprintf("%.0f", v(n, "upload-MB/s")), sprintf("%.0f raw PUT", v(n, "raw-MB/s")),
+        sprintf("%.2f", v(n, "ratio")), "(info)", "")
+  }
+  a = "BenchmarkSequentialWrite"; p = "BenchmarkSequentialWritePlainFile"
+  if (has(a, "MB/s") && has(p, "MB/s")) {
+    row("cache store 256 MiB write + Sync (MB/s)", sprintf("%.0f", v(a, "MB/s")), sprintf("%.0f plain file", v(p, "MB/s")),
+        sprintf("%.2f", v(a, "MB/s") / v(p, "MB/s")), "(info)", "")
+  }
+}' "$OUT"
