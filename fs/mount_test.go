@@ -64,12 +64,12 @@ func TestCopySizes(t *testing.T) {
 	})
 	// Staged files show at once with their local size, and read back.
 	for name, b := range want {
-		st, err := os.Stat(filepath.Join(e.data, name))
+		st, err := xStat(t, filepath.Join(e.data, name))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.Size() != int64(len(b)) {
-			t.Errorf("%s: got size %d, want %d", name, st.Size(), len(b))
+		if st.Size != int64(len(b)) {
+			t.Errorf("%s: got size %d, want %d", name, st.Size, len(b))
 		}
 	}
 	e.drain(2 * time.Minute)
@@ -175,12 +175,12 @@ func TestRsyncAndTar(t *testing.T) {
 func TestOverwriteMakesNewVersion(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	p := filepath.Join(e.data, "counts.tsv")
-	if err := os.WriteFile(p, []byte("v1\n"), 0o644); err != nil {
+	if err := xWriteFile(t, p, []byte("v1\n")); err != nil {
 		t.Fatal(err)
 	}
 	e.drain(time.Minute)
 	first := e.remoteFile(e.folder, "counts.tsv")
-	if err := os.WriteFile(p, []byte("version two\n"), 0o644); err != nil {
+	if err := xWriteFile(t, p, []byte("version two\n")); err != nil {
 		t.Fatal(err)
 	}
 	e.drain(time.Minute)
@@ -191,7 +191,7 @@ func TestOverwriteMakesNewVersion(t *testing.T) {
 	if len(second.Versions) != 2 || second.Versions[1].MD5 != md5hex([]byte("version two\n")) {
 		t.Fatalf("got versions %+v, want 2 with the new MD5 last", second.Versions)
 	}
-	b, err := os.ReadFile(p)
+	b, err := xReadFile(t, p)
 	if err != nil || string(b) != "version two\n" {
 		t.Fatalf("read back %q, %v", b, err)
 	}
@@ -200,20 +200,20 @@ func TestOverwriteMakesNewVersion(t *testing.T) {
 func TestRenameAndDeleteBeforeUpload(t *testing.T) {
 	e := newEnv(t, envOptions{delay: time.Hour})
 	tmp := filepath.Join(e.data, ".part.tmp")
-	if err := os.WriteFile(tmp, []byte("final bytes"), 0o644); err != nil {
+	if err := xWriteFile(t, tmp, []byte("final bytes")); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Rename(tmp, filepath.Join(e.data, "final.txt")); err != nil {
+	if err := xRename(t, tmp, filepath.Join(e.data, "final.txt")); err != nil {
 		t.Fatal(err)
 	}
 	gone := filepath.Join(e.data, "gone.txt")
-	if err := os.WriteFile(gone, []byte("never uploaded"), 0o644); err != nil {
+	if err := xWriteFile(t, gone, []byte("never uploaded")); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Remove(gone); err != nil {
+	if err := xRemove(t, gone); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(gone); !os.IsNotExist(err) {
+	if _, err := xStat(t, gone); !os.IsNotExist(err) {
 		t.Fatalf("got %v after unlink, want not-exist", err)
 	}
 	e.drain(time.Minute)
@@ -238,13 +238,13 @@ func TestStagedFileVisibleBeforeUpload(t *testing.T) {
 	if err := put(t, p, b); err != nil {
 		t.Fatal(err)
 	}
-	ents, err := os.ReadDir(e.data)
+	ents, err := xReadDir(t, e.data)
 	if err != nil {
 		t.Fatal(err)
 	}
 	found := false
 	for _, d := range ents {
-		found = found || d.Name() == "staged.bin"
+		found = found || d == "staged.bin"
 	}
 	if !found {
 		t.Fatal("staged file missing from the listing")
@@ -256,7 +256,7 @@ func TestStagedFileVisibleBeforeUpload(t *testing.T) {
 	if n := len(e.em.Children(e.folder)); n != 0 {
 		t.Fatalf("got %d entities before the write-back delay, want 0", n)
 	}
-	status, err := os.ReadFile(filepath.Join(e.mnt, ".synfs", "status"))
+	status, err := xReadFile(t, filepath.Join(e.mnt, ".synfs", "status"))
 	if err != nil || !strings.Contains(string(status), "staged.bin") {
 		t.Fatalf("status file: %v\n%s", err, status)
 	}
@@ -265,19 +265,19 @@ func TestStagedFileVisibleBeforeUpload(t *testing.T) {
 func TestBadNamesEINVAL(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	for _, name := range []string{"semi;colon.txt", "hash#.txt", "ünïcode.txt", "tab\tname", "a&b", " lead"} {
-		_, err := os.Create(filepath.Join(e.data, name))
+		err := xCreate(t, filepath.Join(e.data, name))
 		if got := errnoOf(err); got != syscall.EINVAL {
 			t.Errorf("create %q: got %v, want EINVAL", name, err)
 		}
-		if err := os.Mkdir(filepath.Join(e.data, name+"dir"), 0o755); errnoOf(err) != syscall.EINVAL {
+		if err := xMkdir(t, filepath.Join(e.data, name+"dir")); errnoOf(err) != syscall.EINVAL {
 			t.Errorf("mkdir %q: got %v, want EINVAL", name, err)
 		}
 	}
 	ok := filepath.Join(e.data, "ok.txt")
-	if err := os.WriteFile(ok, []byte("x"), 0o644); err != nil {
+	if err := xWriteFile(t, ok, []byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Rename(ok, filepath.Join(e.data, "bad:name.txt")); errnoOf(err) != syscall.EINVAL {
+	if err := xRename(t, ok, filepath.Join(e.data, "bad:name.txt")); errnoOf(err) != syscall.EINVAL {
 		t.Errorf("rename to bad name: got %v, want EINVAL", err)
 	}
 	e.drain(time.Minute)
@@ -294,11 +294,11 @@ func TestUncertifiedEACCES(t *testing.T) {
 	}
 	e2 := &env{t: t, em: e.em, srv: e.srv, project: e.project, folder: e.folder, cacheDir: t.TempDir()}
 	e2.mount(envOptions{user: "newbie-token"})
-	_, err := os.Create(filepath.Join(e2.data, "x.txt"))
+	err := xCreate(t, filepath.Join(e2.data, "x.txt"))
 	if errnoOf(err) != syscall.EACCES {
 		t.Errorf("create as uncertified: got %v, want EACCES", err)
 	}
-	if err := os.Mkdir(filepath.Join(e2.data, "d"), 0o755); errnoOf(err) != syscall.EACCES {
+	if err := xMkdir(t, filepath.Join(e2.data, "d")); errnoOf(err) != syscall.EACCES {
 		t.Errorf("mkdir as uncertified: got %v, want EACCES", err)
 	}
 	if n := len(e.em.Children(e.folder)); n != 0 {
@@ -314,10 +314,10 @@ func TestNoPermissionEACCES(t *testing.T) {
 	}
 	e2 := &env{t: t, em: e.em, srv: e.srv, project: e.project, folder: e.folder, cacheDir: t.TempDir()}
 	e2.mount(envOptions{user: "reader-token"})
-	if _, err := os.Create(filepath.Join(e2.data, "x.txt")); errnoOf(err) != syscall.EACCES {
+	if err := xCreate(t, filepath.Join(e2.data, "x.txt")); errnoOf(err) != syscall.EACCES {
 		t.Errorf("create without CREATE: got %v, want EACCES", err)
 	}
-	if err := os.Mkdir(filepath.Join(e2.data, "d"), 0o755); errnoOf(err) != syscall.EACCES {
+	if err := xMkdir(t, filepath.Join(e2.data, "d")); errnoOf(err) != syscall.EACCES {
 		t.Errorf("mkdir without CREATE: got %v, want EACCES", err)
 	}
 }
@@ -325,23 +325,23 @@ func TestNoPermissionEACCES(t *testing.T) {
 func TestEmptyFileKeptLocal(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	p := filepath.Join(e.data, "empty.txt")
-	if err := os.WriteFile(p, nil, 0o644); err != nil {
+	if err := xWriteFile(t, p, nil); err != nil {
 		t.Fatal(err)
 	}
 	e.drain(time.Minute)
 	if n := len(e.em.Children(e.folder)); n != 0 {
 		t.Fatalf("got %d entities, want 0: Synapse refuses empty files", n)
 	}
-	st, err := os.Stat(p)
-	if err != nil || st.Size() != 0 {
+	st, err := xStat(t, p)
+	if err != nil || st.Size != 0 {
 		t.Fatalf("empty file: %v, %v", st, err)
 	}
-	status, _ := os.ReadFile(filepath.Join(e.mnt, ".synfs", "status"))
+	status, _ := xReadFile(t, filepath.Join(e.mnt, ".synfs", "status"))
 	if !strings.Contains(string(status), "empty.txt") || !strings.Contains(string(status), "empty") {
 		t.Fatalf("status does not explain the empty file:\n%s", status)
 	}
 	// Writing data into it later uploads it.
-	if err := os.WriteFile(p, []byte("now with data"), 0o644); err != nil {
+	if err := xWriteFile(t, p, []byte("now with data")); err != nil {
 		t.Fatal(err)
 	}
 	e.drain(time.Minute)
@@ -409,7 +409,7 @@ func TestRenameDuringUpload(t *testing.T) {
 	}
 	waitFor(t, time.Minute, "the upload to start", func() bool { return e.em.Stats().PartsPut > 0 })
 	e.within(time.Minute, "rename", func() {
-		if err := os.Rename(src, filepath.Join(e.data, "final.bin")); err != nil {
+		if err := xRename(t, src, filepath.Join(e.data, "final.bin")); err != nil {
 			t.Error(err)
 		}
 	})
@@ -424,25 +424,25 @@ func TestRenameDuringUpload(t *testing.T) {
 func TestTruncateAndMtime(t *testing.T) {
 	e := newEnv(t, envOptions{delay: time.Hour})
 	p := filepath.Join(e.data, "t.txt")
-	if err := os.WriteFile(p, []byte("0123456789"), 0o644); err != nil {
+	if err := xWriteFile(t, p, []byte("0123456789")); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Truncate(p, 4); err != nil {
+	if err := xTruncate(t, p, 4); err != nil {
 		t.Fatal(err)
 	}
 	mt := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
-	if err := os.Chtimes(p, mt, mt); err != nil {
+	if err := xChtimes(t, p, mt); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chmod(p, 0o600); err != nil {
+	if err := xChmod(t, p); err != nil {
 		t.Fatalf("chmod must succeed (and change nothing): %v", err)
 	}
-	st, err := os.Stat(p)
+	st, err := xStat(t, p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Size() != 4 || !st.ModTime().Equal(mt) {
-		t.Fatalf("got size %d mtime %v, want 4 and %v", st.Size(), st.ModTime(), mt)
+	if st.Size != 4 || !st.Mtime.Equal(mt) {
+		t.Fatalf("got size %d mtime %v, want 4 and %v", st.Size, st.Mtime, mt)
 	}
 	e.drain(time.Minute)
 	if got := e.remoteFile(e.folder, "t.txt").Versions[0].MD5; got != md5hex([]byte("0123")) {
@@ -453,21 +453,21 @@ func TestTruncateAndMtime(t *testing.T) {
 func TestMkdirAndRmdir(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	d := filepath.Join(e.data, "assay", "level1")
-	if err := os.MkdirAll(d, 0o755); err != nil {
+	if err := xMkdirAll(t, d); err != nil {
 		t.Fatal(err)
 	}
 	assay := e.remoteFile(e.folder, "assay")
 	if assay.Kind != "folder" {
 		t.Fatalf("got kind %q, want folder", assay.Kind)
 	}
-	if err := os.Mkdir(d, 0o755); errnoOf(err) != syscall.EEXIST {
+	if err := xMkdir(t, d); errnoOf(err) != syscall.EEXIST {
 		t.Errorf("mkdir of an existing folder: got %v, want EEXIST", err)
 	}
-	if err := os.Remove(filepath.Join(e.data, "assay")); errnoOf(err) != syscall.ENOTEMPTY {
+	if err := xRemove(t, filepath.Join(e.data, "assay")); errnoOf(err) != syscall.ENOTEMPTY {
 		t.Errorf("rmdir of a non-empty folder: got %v, want ENOTEMPTY", err)
 	}
 	level1 := e.remoteFile(assay.ID, "level1")
-	if err := os.Remove(d); err != nil {
+	if err := xRemove(t, d); err != nil {
 		t.Fatal(err)
 	}
 	if ent, ok := e.em.Entity(level1.ID); !ok || !ent.Trashed {
@@ -477,14 +477,14 @@ func TestMkdirAndRmdir(t *testing.T) {
 
 func TestLinksEPERM(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	if err := os.Symlink("target", filepath.Join(e.data, "link")); errnoOf(err) != syscall.EPERM {
+	if err := xSymlink(t, "target", filepath.Join(e.data, "link")); errnoOf(err) != syscall.EPERM {
 		t.Errorf("symlink: got %v, want EPERM", err)
 	}
 	p := filepath.Join(e.data, "a.txt")
-	if err := os.WriteFile(p, []byte("a"), 0o644); err != nil {
+	if err := xWriteFile(t, p, []byte("a")); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Link(p, filepath.Join(e.data, "b.txt")); errnoOf(err) != syscall.EPERM {
+	if err := xLink(t, p, filepath.Join(e.data, "b.txt")); errnoOf(err) != syscall.EPERM {
 		t.Errorf("link: got %v, want EPERM", err)
 	}
 }

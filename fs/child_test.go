@@ -1,0 +1,196 @@
+package fs_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Every syscall a mounted test makes on its own mount runs in a child
+// process (this test binary, re-executed): a thread of the process that
+// serves a FUSE mount, blocked in the kernel on that same mount, can stall
+// the server and hang the suite (seen under the race detector). bazil's
+// spawntest does the same.
+
+const childOp = "SYNFS_FS_CHILD_OP"
+
+func TestMain(m *testing.M) {
+	if op := os.Getenv(childOp); op != "" {
+		os.Exit(childMain(op, os.Getenv(childOp+"_A"), os.Getenv(childOp+"_B")))
+	}
+	os.Exit(m.Run())
+}
+
+type childResult struct {
+	Errno int
+	Err   string
+	Size  int64
+	Mtime time.Time
+	Data  []byte
+	Names []string
+}
+
+func childMain(op, a, b string) int {
+	var res childResult
+	var err error
+	switch op {
+	case "write":
+		var data []byte
+		if data, err = io.ReadAll(os.Stdin); err == nil {
+			err = os.WriteFile(a, data, 0o644)
+		}
+	case "read":
+		res.Data, err = os.ReadFile(a)
+	case "stat":
+		var st os.FileInfo
+		if st, err = os.Stat(a); err == nil {
+			res.Size, res.Mtime = st.Size(), st.ModTime()
+		}
+	case "readdir":
+		var ents []os.DirEntry
+		ents, err = os.ReadDir(a)
+		for _, e := range ents {
+			res.Names = append(res.Names, e.Name())
+		}
+	case "create":
+		var f *os.File
+		if f, err = os.Create(a); err == nil {
+			err = f.Close()
+		}
+	case "mkdir":
+		err = os.Mkdir(a, 0o755)
+	case "mkdirall":
+		err = os.MkdirAll(a, 0o755)
+	case "rename":
+		err = os.Rename(a, b)
+	case "remove":
+		err = os.Remove(a)
+	case "truncate":
+		n, _ := strconv.ParseInt(b, 10, 64)
+		err = os.Truncate(a, n)
+	case "chtimes":
+		tm, _ := time.Parse(time.RFC3339Nano, b)
+		err = os.Chtimes(a, tm, tm)
+	case "chmod":
+		err = os.Chmod(a, 0o600)
+	case "symlink":
+		err = os.Symlink(a, b)
+	case "link":
+		err = os.Link(a, b)
+	default:
+		err = errors.New("unknown child op " + op)
+	}
+	var en syscall.Errno
+	switch {
+	case errors.As(err, &en):
+		res.Errno = int(en)
+	case err != nil:
+		res.Err = err.Error()
+	}
+	json.NewEncoder(os.Stdout).Encode(res)
+	return 0
+}
+
+// child runs op in a child process. Its error wraps the syscall's errno,
+// so errnoOf and os.IsNotExist work on it.
+func child(t *testing.T, op, a, b string, stdin []byte) (childResult, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childOp+"="+op, childOp+"_A="+a, childOp+"_B="+b)
+	cmd.Stdin = bytes.NewReader(stdin)
+	out, err := cmd.Output()
+	if ctx.Err() != nil {
+		t.Fatalf("%s %s did not return within 2 minutes", op, a)
+	}
+	if err != nil {
+		t.Fatalf("child %s %s: %v", op, a, err)
+	}
+	var res childResult
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("child %s %s: %v in %q", op, a, err, out)
+	}
+	switch {
+	case res.Errno != 0:
+		return res, &os.PathError{Op: op, Path: a, Err: syscall.Errno(res.Errno)}
+	case res.Err != "":
+		return res, errors.New(res.Err)
+	}
+	return res, nil
+}
+
+func xWriteFile(t *testing.T, p string, b []byte) error {
+	_, err := child(t, "write", p, "", b)
+	return err
+}
+
+func xReadFile(t *testing.T, p string) ([]byte, error) {
+	r, err := child(t, "read", p, "", nil)
+	return r.Data, err
+}
+
+func xStat(t *testing.T, p string) (childResult, error) { return child(t, "stat", p, "", nil) }
+
+func xReadDir(t *testing.T, p string) ([]string, error) {
+	r, err := child(t, "readdir", p, "", nil)
+	return r.Names, err
+}
+
+func xCreate(t *testing.T, p string) error {
+	_, err := child(t, "create", p, "", nil)
+	return err
+}
+
+func xMkdir(t *testing.T, p string) error {
+	_, err := child(t, "mkdir", p, "", nil)
+	return err
+}
+
+func xMkdirAll(t *testing.T, p string) error {
+	_, err := child(t, "mkdirall", p, "", nil)
+	return err
+}
+
+func xRename(t *testing.T, a, b string) error {
+	_, err := child(t, "rename", a, b, nil)
+	return err
+}
+
+func xRemove(t *testing.T, p string) error {
+	_, err := child(t, "remove", p, "", nil)
+	return err
+}
+
+func xTruncate(t *testing.T, p string, n int64) error {
+	_, err := child(t, "truncate", p, strconv.FormatInt(n, 10), nil)
+	return err
+}
+
+func xChtimes(t *testing.T, p string, tm time.Time) error {
+	_, err := child(t, "chtimes", p, tm.Format(time.RFC3339Nano), nil)
+	return err
+}
+
+func xChmod(t *testing.T, p string) error {
+	_, err := child(t, "chmod", p, "", nil)
+	return err
+}
+
+func xSymlink(t *testing.T, target, p string) error {
+	_, err := child(t, "symlink", target, p, nil)
+	return err
+}
+
+func xLink(t *testing.T, a, b string) error {
+	_, err := child(t, "link", a, b, nil)
+	return err
+}
