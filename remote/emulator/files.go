@@ -456,13 +456,17 @@ func (s *Server) hComplete(c *call) error {
 		}
 	}
 	pr := newPartsReader(s.blobs, parts)
-	h := md5.New()
-	_, cerr := io.Copy(h, io.NewSectionReader(pr, 0, pr.size))
-	pr.Close()
-	if cerr != nil {
-		return cerr
+	got := want
+	if !s.o.SkipAssembledMD5 {
+		h := md5.New()
+		_, cerr := io.Copy(h, io.NewSectionReader(pr, 0, pr.size))
+		if cerr != nil {
+			pr.Close()
+			return cerr
+		}
+		got = hex.EncodeToString(h.Sum(nil))
 	}
-	got := hex.EncodeToString(h.Sum(nil))
+	pr.Close()
 
 	s.mu.Lock()
 	defer s.mu.Unlock()

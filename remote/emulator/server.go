@@ -26,6 +26,11 @@ type Options struct {
 	// directory, so that a new Server on the same directory carries on where
 	// the last one stopped. "" keeps everything in memory.
 	DataDir string
+	// SkipAssembledMD5 turns off the emulator's own check, at completion,
+	// of the whole file's MD5 against the request's (Synapse does not make
+	// it). Benchmarks set it so that they measure the client, not a second
+	// hash of every byte on the server.
+	SkipAssembledMD5 bool
 	// Throttle enforces MaxConcurrent in-flight REST calls per user.
 	Throttle bool
 	// MaxConcurrent is the per-user limit of in-flight REST calls when

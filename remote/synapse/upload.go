@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net/http"
 	"net/url"
@@ -344,16 +345,20 @@ feed:
 func (c *Client) sendPart(ctx context.Context, urls *partURLs, uploadID string, n int64, p *uploadPlan) error {
 	off := (n - 1) * p.partSize
 	length := min(p.partSize, p.req.Size-off)
-	sum, err := c.partMD5(ctx, p.req.Source, off, length, n)
-	if err != nil {
-		return err
-	}
 	var last error
 	for range maxPartTries {
-		if err := c.putPart(ctx, urls, n, p.req.Source, off, length); err != nil {
+		// The part's MD5 is computed from the bytes as they are sent: one
+		// read of the source per part, not two.
+		sum, err := c.putPart(ctx, urls, n, p.req.Source, off, length)
+		if err != nil {
 			return err
 		}
-		err := c.AddPart(ctx, uploadID, n, sum)
+		if sum == "" {
+			if sum, err = c.partMD5(ctx, p.req.Source, off, length, n); err != nil {
+				return err
+			}
+		}
+		err = c.AddPart(ctx, uploadID, n, sum)
 		if err == nil {
 			p.partDone(n)
 			return nil
@@ -403,39 +408,68 @@ func (c *Client) partMD5(ctx context.Context, src io.ReaderAt, off, length, n in
 // Transient failures are retried; the answer's status is returned as an
 // error of the matching kind (403 usually means the URL has expired).
 func (c *Client) PutPart(ctx context.Context, u *PartPresignedURL, src io.ReaderAt, off, length int64) error {
+	_, err := c.putPartSum(ctx, u, src, off, length)
+	return err
+}
+
+// putPartSum is PutPart that also returns the lowercase hex MD5 of the
+// bytes the successful attempt sent, or "" if it did not send them all.
+func (c *Client) putPartSum(ctx context.Context, u *PartPresignedURL, src io.ReaderAt, off, length int64) (string, error) {
 	op := "PUT part " + strconv.FormatInt(u.PartNumber, 10)
 	hdr := http.Header{}
 	for k, v := range u.SignedHeaders {
 		hdr.Set(k, v)
 	}
+	var last *hashingBody
 	resp, err := c.presigned(ctx, op, http.MethodPut, u.UploadPresignedURL, hdr, func() io.ReadCloser {
-		return io.NopCloser(io.NewSectionReader(src, off, length))
+		last = &hashingBody{r: io.NewSectionReader(src, off, length), h: md5.New()}
+		return last
 	}, length)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrBody))
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		return nil
+		if last == nil || last.n != length {
+			return "", nil
+		}
+		return hex.EncodeToString(last.h.Sum(nil)), nil
 	}
-	return c.statusError(op, resp.StatusCode, b)
+	return "", c.statusError(op, resp.StatusCode, b)
 }
 
-// putPart PUTs part n, refreshing its URL after a 403.
-func (c *Client) putPart(ctx context.Context, urls *partURLs, n int64, src io.ReaderAt, off, length int64) error {
+// hashingBody is a request body that hashes what it yields.
+type hashingBody struct {
+	r io.Reader
+	h hash.Hash
+	n int64
+}
+
+func (b *hashingBody) Read(p []byte) (int, error) {
+	k, err := b.r.Read(p)
+	b.h.Write(p[:k])
+	b.n += int64(k)
+	return k, err
+}
+
+func (b *hashingBody) Close() error { return nil }
+
+// putPart PUTs part n, refreshing its URL after a 403, and returns the MD5
+// of what it sent ("" when unknown).
+func (c *Client) putPart(ctx context.Context, urls *partURLs, n int64, src io.ReaderAt, off, length int64) (string, error) {
 	for refresh := 0; ; refresh++ {
 		u, err := urls.get(ctx, n)
 		if err != nil {
-			return err
+			return "", err
 		}
-		err = c.PutPart(ctx, &u, src, off, length)
+		sum, err := c.putPartSum(ctx, &u, src, off, length)
 		var re *remote.Error
 		if err != nil && errors.As(err, &re) && re.Status == http.StatusForbidden && refresh < maxURLRefreshes {
 			urls.invalidate(n, u.UploadPresignedURL)
 			continue
 		}
-		return err
+		return sum, err
 	}
 }
 
