@@ -74,6 +74,14 @@ func Mount(dir string, fsys *FS, o MountOptions) (*Mounted, error) {
 		fuse.FSName(o.FSName),
 		fuse.Subtype("synfs"),
 		fuse.MaxReadahead(1 << 20),
+		// The kernel buffers writes and sends them while cp goes on, and
+		// flushes them all before close(2) and fsync(2) return, so those
+		// keep their promises (semantics.md). One background request at a
+		// time keeps the writes in file order, which keeps the MD5 running:
+		// more in flight reorders them and costs a second read of the file
+		// at upload (docs/benchmarks.md).
+		fuse.WritebackCache(),
+		fuse.MaxBackground(1),
 	}
 	if o.AllowOther {
 		opts = append(opts, fuse.AllowOther())

@@ -218,6 +218,7 @@ func (f *Flusher) upload(ctx context.Context, ino uint64) error {
 	if u == nil || u.Gen != gen || u.Size != size {
 		sum := rec.MD5
 		if sum == "" {
+			f.log.Debug("hashing a file written out of order", "file", rec.Name, "size", size)
 			var g uint64
 			if sum, g, err = s.ComputeMD5(ino); errors.Is(err, cache.ErrChanged) || (err == nil && g != gen) {
 				return f.requeue(ino)
