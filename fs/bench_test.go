@@ -466,7 +466,7 @@ func BenchmarkCopyToUploaded1GiB(b *testing.B) {
 // BenchmarkSmallFiles: `cp -r` of a folder of 4 KiB files into the mount
 // until every file is in Synapse (--writeback-delay 100ms), against the
 // same files uploaded by remote.Client.Upload from this process, as many at
-// a time as the daemon's --transfers (default 4), with the same REST limits.
+// a time as the daemon's --transfers (4, or 16 where named), with the same REST limits.
 //
 //   - emulator: 1000 files, --rest-concurrency 16, no rate limit, the
 //     emulator in memory. Goal <= 3 s.
@@ -492,15 +492,15 @@ func BenchmarkSmallFiles(b *testing.B) {
 		daemonFlags []string
 	}{
 		{"emulator", 1000, nil, emulator.Options{DataDir: "-"}, 16, 1 << 20,
-			[]string{"--rest-concurrency", "16", "--rest-rate", "1000000"}},
+			[]string{"--rest-concurrency", "16", "--rest-rate", "1000000", "--transfers", "4"}},
 		{"emulatorDisk", 1000, nil, emulator.Options{}, 16, 1 << 20,
-			[]string{"--rest-concurrency", "16", "--rest-rate", "1000000"}},
+			[]string{"--rest-concurrency", "16", "--rest-rate", "1000000", "--transfers", "4"}},
 		{"latency20ms", 1000, lat, emulator.Options{DataDir: "-"}, 16, 1 << 20,
-			[]string{"--rest-concurrency", "16", "--rest-rate", "1000000"}},
+			[]string{"--rest-concurrency", "16", "--rest-rate", "1000000", "--transfers", "4"}},
 		{"latency20msTransfers16", 1000, lat, emulator.Options{DataDir: "-"}, 16, 1 << 20,
 			[]string{"--rest-concurrency", "16", "--rest-rate", "1000000", "--transfers", "16"}},
 		{"synapseLimits", 60, lat, emulator.Options{DataDir: "-", Throttle: true, MaxConcurrent: 3, RatePerMinute: 600}, 3, 0,
-			[]string{"--rest-concurrency", "3"}},
+			[]string{"--rest-concurrency", "3", "--transfers", "4"}},
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {

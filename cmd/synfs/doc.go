@@ -37,7 +37,7 @@
 //	--cache-max-size SIZE   most not-yet-uploaded data to hold, e.g. 50G
 //	--root synID            mount this project or folder only
 //	--writeback-delay D     wait after close before uploading (default 5s; 0: none)
-//	--transfers N           files uploaded at once (default 4)
+//	--transfers N           files uploaded at once (default 16)
 //	--parts N               parts of one file in flight (default 8)
 //	--rest-concurrency N    Synapse REST calls in flight (default 3, Synapse's limit)
 //	--rest-rate N           Synapse REST calls per minute (default 600, Synapse's limit)

@@ -51,7 +51,7 @@ func cmdMount(args []string) int {
 	fl.StringVar(&f.maxSize, "cache-max-size", "", "largest amount of not-yet-uploaded data to hold, e.g. 50G (default: the cache disk's free space less 5%)")
 	fl.DurationVar(&f.delay, "writeback-delay", 5*time.Second, "wait this long after a file is closed before uploading it")
 	fl.DurationVar(&f.attrTTL, "attr-ttl", time.Second, "how long the kernel caches attributes (folder listings are cached 10 times as long)")
-	fl.IntVar(&f.transfers, "transfers", 4, "files uploaded at once")
+	fl.IntVar(&f.transfers, "transfers", 16, "files uploaded at once")
 	fl.IntVar(&f.parts, "parts", 8, "parts of one file uploaded at once")
 	fl.IntVar(&f.restConcurrency, "rest-concurrency", 0, "Synapse REST calls in flight (default 3, Synapse's per-user limit; 16 on the emulator)")
 	fl.IntVar(&f.restRate, "rest-rate", 0, "Synapse REST calls per minute (default 600, Synapse's per-user limit; unlimited on the emulator)")
