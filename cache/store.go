@@ -147,6 +147,11 @@ type Store struct {
 	used    int64
 	freed   chan struct{} // closed and replaced whenever used drops
 	waiters int           // writers waiting for space
+	// full is set when a writer waited SpaceWait in vain, and cleared when
+	// space is given back: until then other writers fail at once instead
+	// of each waiting again (the kernel's writeback sends a file's
+	// remaining pages one by one after the first ENOSPC).
+	full bool
 
 	// dropMu is held for reading around every Badger write and for writing
 	// around DropPrefix, which makes concurrent writes fail.
@@ -1099,6 +1104,13 @@ func (s *Store) reserve(ctx context.Context, n int64) error {
 			s.mu.Unlock()
 			return nil
 		}
+		if s.full {
+			s.mu.Unlock()
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			return ErrNoSpace
+		}
 		ch := s.freed
 		s.waiters++
 		s.mu.Unlock()
@@ -1113,6 +1125,9 @@ func (s *Store) reserve(ctx context.Context, n int64) error {
 			err = ctx.Err()
 		case <-timer.C:
 			err = ErrNoSpace
+			s.mu.Lock()
+			s.full = true
+			s.mu.Unlock()
 		case <-s.closing:
 			err = ErrClosed
 		}
@@ -1132,6 +1147,7 @@ func (s *Store) release(n int64) {
 	}
 	s.mu.Lock()
 	s.used -= n
+	s.full = false
 	close(s.freed)
 	s.freed = make(chan struct{})
 	s.mu.Unlock()
