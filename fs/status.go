@@ -88,7 +88,7 @@ func (fsys *FS) StatusText() string {
 	}
 	fmt.Fprintf(&b, "; cache used %d of %d bytes\n", fsys.store.Used(), fsys.store.MaxSize())
 	for _, s := range st {
-		fmt.Fprintf(&b, "%-10s %s/%s size=%d", s.State, s.ParentID, s.Name, s.Size)
+		fmt.Fprintf(&b, "%-10s %s size=%d", s.State, fsys.statusPath(s.ParentID, s.Name), s.Size)
 		if s.PartsOf > 0 {
 			fmt.Fprintf(&b, " parts=%d/%d", s.PartsDone, s.PartsOf)
 		}
@@ -101,4 +101,16 @@ func (fsys *FS) StatusText() string {
 		b.WriteByte('\n')
 	}
 	return b.String()
+}
+
+// statusPath names a staged file by its path under the mount when its
+// folder has been visited, and by the folder's Synapse ID otherwise.
+func (fsys *FS) statusPath(parentID, name string) string {
+	fsys.mu.Lock()
+	d := fsys.dirs[parentID]
+	fsys.mu.Unlock()
+	if d == nil {
+		return parentID + "/" + name
+	}
+	return d.pathOf(name) + " (" + parentID + ")"
 }
