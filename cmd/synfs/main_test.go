@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -129,4 +131,79 @@ func TestMissingDefaultConfig(t *testing.T) {
 	if code == 0 || !strings.Contains(stderr, "Synapse refused the token") {
 		t.Fatalf("got exit %d, stderr %q; want the token refused (the missing config file ignored)", code, stderr)
 	}
+}
+
+// An uncertified user can mount and browse, and is told once, at mount
+// time, why creating files will fail; SIGTERM unmounts cleanly.
+func TestUncertifiedWarningAndCleanStop(t *testing.T) {
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip("no /dev/fuse")
+	}
+	em, err := emulator.New(emulator.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(em)
+	defer srv.Close()
+	em.AddUser("newbie", "newbie-token", false)
+	mnt := t.TempDir()
+	cmd := exec.Command(binary, "mount", mnt, "--endpoint", srv.URL, "--config", "/dev/null", "--cache-dir", t.TempDir())
+	cmd.Env = append(os.Environ(), "SYNAPSE_AUTH_TOKEN=newbie-token")
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+		exec.Command("fusermount3", "-u", "-z", mnt).Run()
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(stderr.String(), "synfs: mounted") {
+		if time.Now().After(deadline) {
+			t.Fatalf("not mounted after 30 s:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := strings.Count(stderr.String(), "not a Certified User"); n != 1 {
+		t.Errorf("got %d certification warnings, want 1:\n%s", n, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "Certified User quiz") {
+		t.Errorf("the warning does not name the Certified User quiz:\n%s", stderr.String())
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("synfs did not exit within 30 s of SIGTERM")
+	}
+	if mounted(mnt) {
+		t.Error("still mounted after SIGTERM")
+	}
+}
+
+// syncBuffer is a strings.Builder safe for a writer and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
