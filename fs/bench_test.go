@@ -39,40 +39,6 @@ const (
 	gib = 1 << 30
 )
 
-// benchFUSE skips b when this machine cannot mount FUSE file systems.
-func benchFUSE(b *testing.B) {
-	b.Helper()
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		b.Skip("no /dev/fuse")
-	}
-	if _, err := exec.LookPath("fusermount3"); err != nil && os.Getuid() != 0 {
-		b.Skip("no fusermount3 and not root")
-	}
-	if ents, _ := os.ReadDir("/sys/fs/fuse/connections"); len(ents) == 0 && os.Getuid() == 0 {
-		_ = syscall.Mount("fusectl", "/sys/fs/fuse/connections", "fusectl", 0, "")
-	}
-}
-
-// benchBinary builds cmd/synfs once per run (shares synfsBinary's build).
-func benchBinary(b *testing.B) string {
-	b.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "synfs-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "synfs")
-		if out, err := exec.Command("go", "build", "-o", binPath, "../cmd/synfs").CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("%v: %s", err, out)
-		}
-	})
-	if buildErr != nil {
-		b.Fatalf("build synfs: %v", buildErr)
-	}
-	return binPath
-}
-
 // benchEmu is an emulator with its data on disk, served on real HTTP.
 type benchEmu struct {
 	em     *emulator.Server
@@ -159,7 +125,7 @@ func startBenchDaemon(b *testing.B, e *benchEmu, cacheDir string, extra ...strin
 	mnt := b.TempDir()
 	args := append([]string{"mount", mnt, "--endpoint", e.url, "--cache-dir", cacheDir,
 		"--config", "/dev/null", "--attr-ttl", "100ms"}, extra...)
-	cmd := exec.Command(benchBinary(b), args...)
+	cmd := exec.Command(synfsBinary(b), args...)
 	cmd.Env = append(os.Environ(), "SYNAPSE_AUTH_TOKEN="+demoToken)
 	logPath := filepath.Join(b.TempDir(), "daemon.log")
 	lf, err := os.Create(logPath)
@@ -394,7 +360,7 @@ func rawUpload(b *testing.B, c *synapse.Client, path string, size int64, md5hex 
 // (--writeback-delay 1h) so that they do not compete with the copy.
 // Goal: mount-MB/s / local-MB/s >= 0.8.
 func BenchmarkCopy2GiB(b *testing.B) {
-	benchFUSE(b)
+	requireFUSE(b)
 	const size = 2 * gib
 	work := b.TempDir() // on the same disk as the cache directory
 	src := filepath.Join(work, "src.bin")
@@ -430,7 +396,7 @@ func BenchmarkCopy2GiB(b *testing.B) {
 // the same bytes (8 PUTs in flight, as --parts) to the same emulator.
 // Goal: synfs-s / baseline-s <= 1.2.
 func BenchmarkCopyToUploaded1GiB(b *testing.B) {
-	benchFUSE(b)
+	requireFUSE(b)
 	const size = 1 * gib
 	work := b.TempDir()
 	src := filepath.Join(work, "src.bin")
@@ -504,7 +470,7 @@ func BenchmarkSmallFiles(b *testing.B) {
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
-			benchFUSE(b)
+			requireFUSE(b)
 			work := b.TempDir()
 			src := filepath.Join(work, "small")
 			os.MkdirAll(src, 0o755)
@@ -590,7 +556,7 @@ func BenchmarkSmallFiles(b *testing.B) {
 // once the file is uploaded and the store has run its value-log GC, against
 // its size before the copy. Goals: peak <= 200 MiB, cache <= 64 MiB.
 func BenchmarkMemory4GiB(b *testing.B) {
-	benchFUSE(b)
+	requireFUSE(b)
 	const size = 4 * gib
 	work := b.TempDir()
 	src := filepath.Join(work, "src.bin")

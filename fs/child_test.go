@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"testing"
@@ -26,7 +27,11 @@ func TestMain(m *testing.M) {
 	if op := os.Getenv(childOp); op != "" {
 		os.Exit(childMain(op, os.Getenv(childOp+"_A"), os.Getenv(childOp+"_B")))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
 }
 
 type childResult struct {

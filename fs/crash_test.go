@@ -23,7 +23,7 @@ var (
 )
 
 // synfsBinary builds cmd/synfs once per test run.
-func synfsBinary(t *testing.T) string {
+func synfsBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "synfs-bin")
