@@ -211,13 +211,11 @@ func (f *File) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, errors.New("cache: negative offset")
 	}
-	done, err := f.s.enter()
+	leave, err := f.s.enterIno(f.ino)
 	if err != nil {
 		return 0, err
 	}
-	defer done()
-	unlock := f.s.lockIno(f.ino)
-	defer unlock()
+	defer leave()
 	if err := f.usableLocked(); err != nil {
 		return 0, err
 	}
@@ -383,13 +381,11 @@ func (f *File) flushLocked(st State) error {
 // generation, mtime). The state becomes Dirty when this is the only
 // handle, and stays Open otherwise. It is called on close(2).
 func (f *File) Flush() error {
-	done, err := f.s.enter()
+	leave, err := f.s.enterIno(f.ino)
 	if err != nil {
 		return err
 	}
-	defer done()
-	unlock := f.s.lockIno(f.ino)
-	defer unlock()
+	defer leave()
 	if err := f.usableLocked(); err != nil {
 		return err
 	}
@@ -416,13 +412,11 @@ func (f *File) Sync() error {
 
 // SetMtime sets the modification time and records it at once.
 func (f *File) SetMtime(t time.Time) error {
-	done, err := f.s.enter()
+	leave, err := f.s.enterIno(f.ino)
 	if err != nil {
 		return err
 	}
-	defer done()
-	unlock := f.s.lockIno(f.ino)
-	defer unlock()
+	defer leave()
 	if err := f.usableLocked(); err != nil {
 		return err
 	}
@@ -443,13 +437,11 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, errors.New("cache: negative offset")
 	}
-	done, err := f.s.enter()
+	leave, err := f.s.enterIno(f.ino)
 	if err != nil {
 		return 0, err
 	}
-	defer done()
-	unlock := f.s.lockIno(f.ino)
-	defer unlock()
+	defer leave()
 	if err := f.usableLocked(); err != nil {
 		return 0, err
 	}
@@ -489,13 +481,11 @@ func (f *File) Truncate(ctx context.Context, size int64) error {
 	if size < 0 {
 		return errors.New("cache: negative size")
 	}
-	done, err := f.s.enter()
+	leave, err := f.s.enterIno(f.ino)
 	if err != nil {
 		return err
 	}
-	defer done()
-	unlock := f.s.lockIno(f.ino)
-	defer unlock()
+	defer leave()
 	if err := f.usableLocked(); err != nil {
 		return err
 	}

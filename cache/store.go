@@ -201,6 +201,17 @@ func (s *Store) enter() (func(), error) {
 	return s.closeMu.RUnlock, nil
 }
 
+// enterIno is enter plus ino's lock: the store stays open, and ino's record,
+// chunks and open File are the caller's, until the returned func runs.
+func (s *Store) enterIno(ino uint64) (func(), error) {
+	done, err := s.enter()
+	if err != nil {
+		return nil, err
+	}
+	unlock := s.lockIno(ino)
+	return func() { unlock(); done() }, nil
+}
+
 // Open opens (or creates) the store described by o. Only one process may
 // use a cache directory at a time.
 func Open(o Options) (*Store, error) {
@@ -687,13 +698,11 @@ func (s *Store) List(parentID string) ([]Record, error) {
 // so that an upload under the old name is not taken as final. It fails
 // with ErrExist when another staged file occupies the target.
 func (s *Store) Rename(ino uint64, parentID, name string) error {
-	done, err := s.enter()
+	leave, err := s.enterIno(ino)
 	if err != nil {
 		return err
 	}
-	defer done()
-	unlock := s.lockIno(ino)
-	defer unlock()
+	defer leave()
 	f := s.openFile(ino)
 	var newGen uint64
 	err = s.update(func(txn *badger.Txn) error {
@@ -746,13 +755,11 @@ func (s *Store) Rename(ino uint64, parentID, name string) error {
 // Remove deletes staged file ino: record, index entry, chunks and upload
 // parameters. Open handles on it fail with ErrNotFound from then on.
 func (s *Store) Remove(ino uint64) error {
-	done, err := s.enter()
+	leave, err := s.enterIno(ino)
 	if err != nil {
 		return err
 	}
-	defer done()
-	unlock := s.lockIno(ino)
-	defer unlock()
+	defer leave()
 	rec, err := s.readRecord(ino)
 	if err != nil {
 		return err
@@ -882,13 +889,11 @@ func (s *Store) SetState(ino, gen uint64, st State, errText string) error {
 	if st == StateDone || st < StateOpen || st > StateDone {
 		return fmt.Errorf("cache: SetState(%v) not allowed", st)
 	}
-	done, err := s.enter()
+	leave, err := s.enterIno(ino)
 	if err != nil {
 		return err
 	}
-	defer done()
-	unlock := s.lockIno(ino)
-	defer unlock()
+	defer leave()
 	f := s.openFile(ino)
 	if f != nil && f.gen.Load() != gen {
 		return ErrChanged
@@ -917,13 +922,11 @@ func (s *Store) SetState(ino, gen uint64, st State, errText string) error {
 // SetUpload records the multipart parameters u for ino (u may be nil to
 // clear them).
 func (s *Store) SetUpload(ino uint64, u *Upload) error {
-	done, err := s.enter()
+	leave, err := s.enterIno(ino)
 	if err != nil {
 		return err
 	}
-	defer done()
-	unlock := s.lockIno(ino)
-	defer unlock()
+	defer leave()
 	return s.update(func(txn *badger.Txn) error {
 		rec, err := getRecord(txn, ino)
 		if err != nil {
@@ -939,13 +942,11 @@ func (s *Store) SetUpload(ino uint64, u *Upload) error {
 // Release when handles are still open) and its space is given back;
 // otherwise Finish returns ErrChanged and the caller uploads again.
 func (s *Store) Finish(ino, gen uint64) error {
-	done, err := s.enter()
+	leave, err := s.enterIno(ino)
 	if err != nil {
 		return err
 	}
-	defer done()
-	unlock := s.lockIno(ino)
-	defer unlock()
+	defer leave()
 	rec, err := s.readRecord(ino)
 	if err != nil {
 		return err
@@ -990,13 +991,11 @@ func (s *Store) Finish(ino, gen uint64) error {
 // SetMtime sets staged file ino's modification time, whether or not it
 // has open handles.
 func (s *Store) SetMtime(ino uint64, t time.Time) error {
-	done, err := s.enter()
+	leave, err := s.enterIno(ino)
 	if err != nil {
 		return err
 	}
-	defer done()
-	unlock := s.lockIno(ino)
-	defer unlock()
+	defer leave()
 	err = s.update(func(txn *badger.Txn) error {
 		rec, err := getRecord(txn, ino)
 		if err != nil {
