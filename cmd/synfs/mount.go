@@ -27,7 +27,7 @@ import (
 
 type mountFlags struct {
 	endpoint, config, profile, cacheDir, root, maxSize string
-	delay, attrTTL                                     time.Duration
+	delay, attrTTL, spaceWait                          time.Duration
 	transfers, parts, restConcurrency, restRate        int
 	allowOther, verbose, useEmulator                   bool
 }
@@ -48,7 +48,8 @@ func cmdMount(args []string) int {
 	fl.StringVar(&f.profile, "profile", os.Getenv("SYNAPSE_PROFILE"), "config `profile` section to use")
 	fl.StringVar(&f.cacheDir, "cache-dir", defaultCacheDir(), "write cache `directory` (one synfs per directory)")
 	fl.StringVar(&f.root, "root", "", "mount this project or folder (`synID`) instead of all your projects")
-	fl.StringVar(&f.maxSize, "cache-max-size", "", "largest amount of not-yet-uploaded data to hold, e.g. 50G (default: the cache disk's free space less 5%)")
+	fl.StringVar(&f.maxSize, "cache-max-size", "", "largest amount of not-yet-uploaded data to hold, e.g. 50G (default: no fixed cap; staging always leaves 5% of the cache disk free, at least 64 MiB, at most 8 GiB)")
+	fl.DurationVar(&f.spaceWait, "space-wait", 30*time.Second, "how long a write into a full cache waits for uploads to free space before it fails with 'No space left on device'")
 	fl.DurationVar(&f.delay, "writeback-delay", 5*time.Second, "wait this long after a file is closed before uploading it")
 	fl.DurationVar(&f.attrTTL, "attr-ttl", time.Second, "how long the kernel caches attributes (folder listings are cached 10 times as long)")
 	fl.IntVar(&f.transfers, "transfers", 16, "files uploaded at once")
@@ -142,10 +143,7 @@ func mount(mountpoint string, f mountFlags) int {
 	if !me.Certified {
 		log.Warn("your Synapse account " + me.UserName + " is not a Certified User: you can browse, but creating folders or files will fail with 'Permission denied' until you pass the Certified User quiz (synapse.org → Account Settings → Certification)")
 	}
-	if maxSize == 0 {
-		maxSize = defaultMaxSize(f.cacheDir)
-	}
-	store, err := cache.Open(cache.Options{Dir: filepath.Join(f.cacheDir, "stage"), MaxSize: maxSize, Logger: log})
+	store, err := cache.Open(cache.Options{Dir: filepath.Join(f.cacheDir, "stage"), MaxSize: maxSize, SpaceWait: f.spaceWait, Logger: log})
 	if err != nil {
 		return fail(1, "%v", err)
 	}
@@ -314,19 +312,4 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("%q is not a size like 50G", s)
 	}
 	return int64(n * float64(mult)), nil
-}
-
-// defaultMaxSize is the cache disk's free space less 5%, so that staging
-// never fills the disk.
-func defaultMaxSize(dir string) int64 {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		return 0
-	}
-	free := int64(st.Bavail) * int64(st.Bsize)
-	total := int64(st.Blocks) * int64(st.Bsize)
-	if m := free - total/20; m > 1<<30 {
-		return m
-	}
-	return 1 << 30
 }
