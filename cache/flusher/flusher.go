@@ -83,6 +83,7 @@ func New(store *cache.Store, client remote.Client, o Options) *Flusher {
 // Start queues, without delay, every file the store still has to upload:
 // those staged before a restart or crash.
 func (f *Flusher) Start(ctx context.Context) error {
+	f.pruneAnnotations()
 	inos, err := f.store.Pending()
 	if err != nil {
 		return err
@@ -253,6 +254,9 @@ func (f *Flusher) upload(ctx context.Context, ino uint64) error {
 			got = fmt.Sprintf("size %d, MD5 %s", e.Size, e.MD5)
 		}
 		err = fmt.Errorf("Synapse reports %s after upload, want size %d, MD5 %s", got, size, u.MD5)
+	}
+	if err == nil {
+		err = f.annotate(ctx, ino, e)
 	}
 	if err != nil {
 		return f.failed(ctx, rec, gen, err)
