@@ -49,6 +49,7 @@ type FS struct {
 	store   *cache.Store
 	flusher *flusher.Flusher
 	meta    *meta.Cache
+	anns    *annCache // annotations by entity ID, for xattrs
 	user    remote.User
 	rootID  string
 	valid   time.Duration
@@ -80,6 +81,7 @@ func New(o Options) *FS {
 		client: o.Client, store: o.Store, flusher: o.Flusher, meta: o.Meta,
 		rootID: o.RootID, valid: o.AttrValid, uid: o.UID, gid: o.GID, log: o.Logger,
 		dirs: map[string]*dir{}, byID: map[string]*file{}, byIno: map[uint64]*file{},
+		anns: newAnnCache(10 * o.AttrValid),
 	}
 	if o.User != nil {
 		fsys.user = *o.User
@@ -131,6 +133,7 @@ func (fsys *FS) Statfs(ctx context.Context, req *fuse.StatfsRequest, resp *fuse.
 // Synapse; the parent's cached listing learns the entity.
 func (fsys *FS) Uploaded(rec cache.Record, e *remote.Entity) {
 	fsys.meta.Put(*e)
+	fsys.anns.drop(e.ID)
 	fsys.mu.Lock()
 	n := fsys.byIno[rec.Ino]
 	delete(fsys.byIno, rec.Ino)
