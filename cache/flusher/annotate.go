@@ -37,6 +37,15 @@ func (f *Flusher) annotate(ctx context.Context, ino uint64, e *remote.Entity) er
 	}
 }
 
+// annotateLate applies annotations set while the upload was finishing
+// (after annotate and before the file system learnt the entity). The file
+// counts as uploaded already, so a failure is logged, not retried.
+func (f *Flusher) annotateLate(ctx context.Context, ino uint64, e *remote.Entity) {
+	if err := f.annotate(ctx, ino, e); err != nil {
+		f.log.Warn("annotations set while the upload finished were not applied", "id", e.ID, "err", err)
+	}
+}
+
 // pruneAnnotations drops the annotations of files removed while staged.
 func (f *Flusher) pruneAnnotations() {
 	if n, err := f.store.PruneAnnotations(); err != nil {

@@ -278,6 +278,7 @@ func (f *Flusher) upload(ctx context.Context, ino uint64) error {
 		}
 		f.o.OnUploaded(done, e)
 	}
+	f.annotateLate(ctx, ino, e)
 	return nil
 }
 
