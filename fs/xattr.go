@@ -371,7 +371,13 @@ func (fsys *FS) changeKept(t xtarget, change func(map[string]remote.AnnotationVa
 	if err := remote.ValidateAnnotations(m); err != nil {
 		return err
 	}
-	return fsys.store.SetAnnotations(t.ino, toKept(m))
+	if err := fsys.store.SetAnnotations(t.ino, toKept(m)); err != nil {
+		return err
+	}
+	if rec, err := fsys.store.Get(t.ino); err == nil && rec.State == cache.StateFailed {
+		fsys.flusher.Enqueue(t.ino) // perhaps failed for these annotations: try again
+	}
+	return nil
 }
 
 // changeRemote applies change to entity t.id's annotations in Synapse,

@@ -2,10 +2,15 @@ package flusher
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/synfs/synfs/remote"
 )
+
+// errAnnotations marks a failure to apply a staged file's annotations, so
+// that the status says the annotations were refused, not the file.
+var errAnnotations = errors.New("annotations")
 
 // annotate applies the annotations kept with staged file ino (set with
 // setfattr before the file had an entity) to entity e, which the upload
@@ -27,7 +32,7 @@ func (f *Flusher) annotate(ctx context.Context, ino uint64, e *remote.Entity) er
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("annotations of %s: %w", e.ID, err)
+			return fmt.Errorf("%w of %s: %w", errAnnotations, e.ID, err)
 		}
 		e.Etag = got.Etag
 		dropped, err := f.store.DropAnnotations(ino, want)

@@ -2,6 +2,7 @@ package flusher
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 
@@ -86,5 +87,34 @@ func TestAnnotationsAppliedBeforeUploaded(t *testing.T) {
 	}
 	if a, _ := s.Annotations(ino); a != nil {
 		t.Errorf("annotations still kept after upload: %v", a)
+	}
+}
+
+// refusingClient refuses every annotation write, as Synapse does with 400.
+type refusingClient struct{ *annotClient }
+
+func (c refusingClient) SetAnnotations(ctx context.Context, id string, a *remote.Annotations) error {
+	return &remote.Error{Op: "PUT annotations2", Status: 400, Reason: "Invalid annotation name", Kind: remote.ErrInvalid}
+}
+
+func TestRefusedAnnotationsFailTheFile(t *testing.T) {
+	s := memStore(t)
+	c := refusingClient{&annotClient{fakeClient: newFake(), ann: remote.Annotations{Etag: "e1", Values: map[string]remote.AnnotationValue{}}}}
+	uploaded := false
+	fl := newFlusher(t, s, c, Options{OnUploaded: func(cache.Record, *remote.Entity) { uploaded = true }})
+	ino := stage(t, s, "syn1", "reads.txt", []byte("hello"))
+	if err := s.SetAnnotations(ino, map[string]cache.Annotation{"assay": {Type: "STRING", Values: []string{"x"}}}); err != nil {
+		t.Fatal(err)
+	}
+	fl.Enqueue(ino)
+	if err := fl.Flush(ctx10s(t), ino); err == nil {
+		t.Fatal("Flush succeeded although the annotations were refused")
+	}
+	rec, err := s.Get(ino)
+	if err != nil || rec.State != cache.StateFailed || !strings.Contains(rec.Err, "refused its annotations") {
+		t.Errorf("record: got %+v, %v; want failed, naming the annotations", rec, err)
+	}
+	if uploaded {
+		t.Error("the file counted as uploaded although its annotations were refused")
 	}
 }

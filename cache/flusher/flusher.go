@@ -314,6 +314,13 @@ func permanentReason(err error) (string, bool) {
 	if errors.As(err, &re) && re.Reason != "" {
 		detail = ": " + re.Reason
 	}
+	if errors.Is(err, errAnnotations) && !errors.Is(err, remote.ErrTransient) && !errors.Is(err, remote.ErrStale) {
+		// The file is in Synapse; its annotations were refused.
+		if detail == "" {
+			detail = ": " + err.Error()
+		}
+		return "the file is in Synapse, but Synapse refused its annotations (fix them with setfattr)" + detail, true
+	}
 	switch {
 	case errors.Is(err, remote.ErrNotCertified):
 		return NotCertifiedReason, true
