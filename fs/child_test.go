@@ -92,10 +92,11 @@ func childMain(op, a, b string) int {
 		err = os.Link(a, b)
 	case "getxattr":
 		res.Data, err = getxattr(a, b)
-	case "setxattr":
+	case "setxattr", "setxattr-create", "setxattr-replace":
+		flags := map[string]int{"setxattr": 0, "setxattr-create": 1, "setxattr-replace": 2}[op] // XATTR_CREATE, XATTR_REPLACE
 		var v []byte
 		if v, err = io.ReadAll(os.Stdin); err == nil {
-			err = syscall.Setxattr(a, b, v, 0)
+			err = syscall.Setxattr(a, b, v, flags)
 		}
 	case "removexattr":
 		err = syscall.Removexattr(a, b)

@@ -84,6 +84,21 @@ func TestXattrIdentity(t *testing.T) {
 			t.Errorf("setxattr %s: got %v, want %v", c.name, err, c.want)
 		}
 	}
+	if _, err := child(t, "setxattr-replace", p, "user.fresh", []byte("1")); errnoOf(err) != syscall.ENODATA {
+		t.Errorf("XATTR_REPLACE of a missing annotation: got %v, want ENODATA", err)
+	}
+	if _, err := child(t, "setxattr-create", p, "user.fresh", []byte("1")); err != nil {
+		t.Errorf("XATTR_CREATE of a new annotation: %v", err)
+	}
+	if _, err := child(t, "setxattr-create", p, "user.fresh", []byte("2")); errnoOf(err) != syscall.EEXIST {
+		t.Errorf("XATTR_CREATE of an existing annotation: got %v, want EEXIST", err)
+	}
+	if _, err := child(t, "setxattr-replace", p, "user.fresh", []byte("3")); err != nil {
+		t.Errorf("XATTR_REPLACE of an existing annotation: %v", err)
+	}
+	if got, err := xGetxattr(t, p, "user.fresh"); err != nil || got != "3" {
+		t.Errorf("user.fresh after XATTR_REPLACE: got %q, %v; want 3", got, err)
+	}
 	if err := xRemovexattr(t, p, "user.missing"); errnoOf(err) != syscall.ENODATA {
 		t.Errorf("removexattr of a missing annotation: got %v, want ENODATA", err)
 	}
