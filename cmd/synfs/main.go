@@ -9,6 +9,7 @@ const usage = `synfs mounts Synapse (synapse.org) as a file system: copy files i
 
 Usage:
   synfs mount MOUNTPOINT [flags]   mount your Synapse projects (or --root synID) at MOUNTPOINT
+  synfs annotate MANIFEST [flags]  apply a synapse manifest/sync TSV's annotations to files in the mount
   synfs emulator [flags]           serve a local Synapse emulator (for trying synfs and for tests)
   synfs help [COMMAND]             show help for a command
 
@@ -29,6 +30,8 @@ func run(args []string) int {
 		return cmdMount(args[1:])
 	case "emulator":
 		return cmdEmulator(args[1:])
+	case "annotate":
+		return cmdAnnotate(args[1:])
 	case "help", "-h", "--help":
 		if len(args) > 1 {
 			return run([]string{args[1], "-h"})
