@@ -38,6 +38,7 @@ type File struct {
 	flushedGen atomic.Uint64 // generation described by the record on disk
 	size       atomic.Int64
 	mtime      atomic.Int64 // Unix nanoseconds
+	writers    atomic.Int32 // handles open for writing (BeginWrite .. EndWrite)
 
 	// The ino lock (Store.lockIno) protects the fields below.
 	refs     int
@@ -496,8 +497,9 @@ func (f *File) flushLocked(st State) error {
 }
 
 // Flush writes buffered bytes and the record (size, MD5 when known,
-// generation, mtime). The state becomes Dirty when this is the only
-// handle, and stays Open otherwise. It is called on close(2).
+// generation, mtime). It is called on close(2). The state stays Open while
+// a writer has the file open (the closing descriptor's handle may live on
+// in a dup), and becomes Dirty otherwise: the last EndWrite makes it so.
 func (f *File) Flush() error {
 	leave, err := f.s.enterIno(f.ino)
 	if err != nil {
@@ -508,7 +510,7 @@ func (f *File) Flush() error {
 		return err
 	}
 	st := StateDirty
-	if f.refs > 1 {
+	if f.writers.Load() > 0 {
 		st = StateOpen
 	}
 	if err := f.flushLocked(st); err != nil {
@@ -690,6 +692,33 @@ func (f *File) Truncate(ctx context.Context, size int64) error {
 		f.acct = size
 	}
 	return nil
+}
+
+// BeginWrite records a handle open for writing: while one is, the file is
+// Open, not waiting for upload.
+func (f *File) BeginWrite() { f.writers.Add(1) }
+
+// EndWrite records that a handle open for writing is closed (release). The
+// last one flushes the file as Dirty, ready for upload.
+func (f *File) EndWrite() error {
+	if f.writers.Add(-1) > 0 {
+		return nil
+	}
+	leave, err := f.s.enterIno(f.ino)
+	if err != nil {
+		return err
+	}
+	defer leave()
+	if f.usableLocked() != nil || f.writers.Load() > 0 {
+		return nil
+	}
+	return f.flushLocked(StateDirty)
+}
+
+// Writing reports whether staged file ino has a handle open for writing.
+func (s *Store) Writing(ino uint64) bool {
+	f := s.openFile(ino)
+	return f != nil && f.writers.Load() > 0
 }
 
 // Release drops one reference. The last one flushes the file and marks it

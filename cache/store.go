@@ -57,6 +57,10 @@ const (
 	StateEmpty
 	// StateDone: uploaded. The record is kept only while handles are open.
 	StateDone
+	// StateLocal: the name matches a local-only pattern (editor swap and
+	// lock files, desktop metadata): kept in the cache, never uploaded,
+	// until it is renamed to another name.
+	StateLocal
 )
 
 // String returns the lowercase name of st.
@@ -74,6 +78,8 @@ func (st State) String() string {
 		return "empty"
 	case StateDone:
 		return "done"
+	case StateLocal:
+		return "local"
 	}
 	return fmt.Sprintf("state(%d)", int(st))
 }
@@ -924,7 +930,7 @@ func (s *Store) Pending() ([]uint64, error) {
 // StateUploading counts an attempt and keeps the previous failure text.
 // StateDone is set by Finish only.
 func (s *Store) SetState(ino, gen uint64, st State, errText string) error {
-	if st == StateDone || st < StateOpen || st > StateDone {
+	if st == StateDone || st < StateOpen || st > StateLocal {
 		return fmt.Errorf("cache: SetState(%v) not allowed", st)
 	}
 	leave, err := s.enterIno(ino)

@@ -559,14 +559,29 @@ func TestSharedFileObject(t *testing.T) {
 	if err != nil || f2 != f1 {
 		t.Fatalf("second OpenFile = %p, %v; want the same object %p", f2, err, f1)
 	}
+	// Two writers: the file stays Open until the last one ends.
+	f1.BeginWrite()
+	f2.BeginWrite()
 	writeAt(t, f1, []byte("abc"), 0)
 	if err := f1.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if r, _ := s.Get(rec.Ino); r.State != StateOpen {
-		t.Errorf("state after Flush with another handle open = %v, want open", r.State)
+	if r, _ := s.Get(rec.Ino); r.State != StateOpen || !s.Writing(rec.Ino) {
+		t.Errorf("state after Flush with writers open = %v (writing %v), want open", r.State, s.Writing(rec.Ino))
+	}
+	if err := f1.EndWrite(); err != nil {
+		t.Fatal(err)
 	}
 	f1.Release()
+	if r, _ := s.Get(rec.Ino); r.State != StateOpen {
+		t.Errorf("state with one writer left = %v, want open", r.State)
+	}
+	if err := f2.EndWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := s.Get(rec.Ino); r.State != StateDirty || s.Writing(rec.Ino) {
+		t.Errorf("state after the last writer = %v, want dirty", r.State)
+	}
 	if got := readAll(t, f2); string(got) != "abc" {
 		t.Errorf("other handle reads %q, want abc", got)
 	}

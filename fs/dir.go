@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -114,6 +115,9 @@ func (d *dir) Lookup(ctx context.Context, name string) (bfs.Node, error) {
 	if d.root && name == StatusDirName {
 		return &statusDir{fsys: d.fsys}, nil
 	}
+	if d.root && name == trashDirName(d.fsys.uid) {
+		return &trashRoot{d.fsys.trash}, nil
+	}
 	rec, e, err := d.entry(ctx, name)
 	if err != nil {
 		return nil, d.fsys.errno("lookup", d.pathOf(name), err)
@@ -137,8 +141,8 @@ func (d *dir) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
 	if err != nil && !(remote.IsTransient(err) && len(staged) > 0) {
 		return nil, d.fsys.errno("readdir", d.pathOf(""), err)
 	}
-	var out []fuse.Dirent
-	seen := map[string]bool{}
+	out := []fuse.Dirent{{Name: ".", Type: fuse.DT_Dir}, {Name: "..", Type: fuse.DT_Dir}}
+	seen := map[string]bool{".": true, "..": true}
 	if d.root {
 		out = append(out, fuse.Dirent{Name: StatusDirName, Type: fuse.DT_Dir})
 		seen[StatusDirName] = true
@@ -172,7 +176,7 @@ func (d *dir) Create(ctx context.Context, req *fuse.CreateRequest, resp *fuse.Cr
 }
 
 func (d *dir) create(ctx context.Context, name string, flags fuse.OpenFlags) (*file, *handle, error) {
-	if err := remote.ValidateName(name); err != nil {
+	if err := d.fsys.validName(name); err != nil {
 		return nil, nil, err
 	}
 	if err := d.fsys.canAdd(ctx, d.id); err != nil {
@@ -208,6 +212,9 @@ func (d *dir) create(ctx context.Context, name string, flags fuse.OpenFlags) (*f
 
 func (d *dir) Mkdir(ctx context.Context, req *fuse.MkdirRequest) (bfs.Node, error) {
 	path := d.pathOf(req.Name)
+	if d.root && req.Name == trashDirName(d.fsys.uid) {
+		return nil, fuse.Errno(syscall.EEXIST)
+	}
 	if err := remote.ValidateName(req.Name); err != nil {
 		return nil, d.fsys.errno("mkdir", path, err)
 	}
@@ -280,6 +287,16 @@ func (d *dir) remove(ctx context.Context, name string, isDir bool) error {
 	return nil
 }
 
+// validName checks a file name against Synapse's rules, except for the
+// names of local-only files, which never reach Synapse.
+func (fsys *FS) validName(name string) error {
+	err := remote.ValidateName(name)
+	if err != nil && fsys.flusher.IsLocalOnly(name) && len(name) <= 255 && !strings.ContainsRune(name, '/') {
+		return nil
+	}
+	return err
+}
+
 // unstage cancels any upload of ino and drops its staged bytes.
 func (fsys *FS) unstage(ctx context.Context, ino uint64) error {
 	fsys.flusher.Cancel(ino)
@@ -318,6 +335,9 @@ func (fsys *FS) checkEmpty(ctx context.Context, id string) error {
 }
 
 func (d *dir) Rename(ctx context.Context, req *fuse.RenameRequest, newDir bfs.Node) error {
+	if td, ok := newDir.(*trashFilesDir); ok {
+		return d.fsys.errno("trash", d.pathOf(req.OldName), d.moveToTrash(ctx, req.OldName, td.t, req.NewName))
+	}
 	nd, ok := newDir.(*dir)
 	if !ok {
 		return fuse.Errno(syscall.EXDEV)
@@ -326,7 +346,7 @@ func (d *dir) Rename(ctx context.Context, req *fuse.RenameRequest, newDir bfs.No
 }
 
 func (d *dir) rename(ctx context.Context, oldName string, nd *dir, newName string) error {
-	if err := remote.ValidateName(newName); err != nil {
+	if err := d.fsys.validName(newName); err != nil {
 		return err
 	}
 	if nd.id == "" || d.id == "" {
@@ -388,6 +408,9 @@ func (d *dir) rename(ctx context.Context, oldName string, nd *dir, newName strin
 		if err := d.fsys.store.Rename(srcRec.Ino, nd.id, newName, nd.dirPath()); err != nil {
 			return err
 		}
+		// A file held back (local-only name, empty, failed) is looked at
+		// again under its new name.
+		d.fsys.flusher.Enqueue(srcRec.Ino)
 	}
 	d.fsys.renamed(srcRec, srcEnt, nd, newName)
 	return nil

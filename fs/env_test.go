@@ -235,7 +235,7 @@ func (e *env) settled() bool {
 		e.t.Fatal(err)
 	}
 	for _, r := range recs {
-		if r.State != cache.StateEmpty && r.State != cache.StateFailed && r.State != cache.StateDone {
+		if r.State != cache.StateEmpty && r.State != cache.StateFailed && r.State != cache.StateDone && r.State != cache.StateLocal {
 			return false
 		}
 	}

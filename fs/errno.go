@@ -75,6 +75,10 @@ func Errno(err error) syscall.Errno {
 	case errors.Is(err, remote.ErrTransient):
 		return syscall.EAGAIN
 	}
+	var en syscall.Errno
+	if errors.As(err, &en) {
+		return en
+	}
 	return syscall.EIO
 }
 

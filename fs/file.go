@@ -119,6 +119,17 @@ func (n *file) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.OpenR
 		}
 		return &handle{n: n, ent: ent}, nil
 	}
+	if req.Flags&fuse.OpenTruncate == 0 && !n.staged() {
+		// Opening is not writing (touch, "r+", a lock): nothing is staged
+		// until the first write changes the content.
+		if h, err := n.openLazy(ctx, req.Flags); err != nil || h != nil {
+			if err != nil {
+				return nil, n.fsys.errno("open", n.path(), err)
+			}
+			resp.Flags |= fuse.OpenKeepCache
+			return h, nil
+		}
+	}
 	if err := n.stage(ctx, req.Flags&fuse.OpenTruncate == 0); err != nil {
 		return nil, n.fsys.errno("open", n.path(), err)
 	}
@@ -149,9 +160,39 @@ func (n *file) openStaged(ctx context.Context, flags fuse.OpenFlags) (*handle, e
 			return nil, err
 		}
 	}
+	if write {
+		sf.BeginWrite()
+	}
 	n.sf = sf
 	n.opens++
 	return &handle{n: n, sf: sf, ino: n.ino, write: write}, nil
+}
+
+// staged reports whether n has bytes in the cache.
+func (n *file) staged() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.ino == 0 {
+		return false
+	}
+	_, err := n.fsys.store.Get(n.ino)
+	return err == nil
+}
+
+// openLazy opens n, a file only in Synapse, for writing without staging
+// it: the handle reads from Synapse and stages the file at its first
+// write. It returns nil when n has no entity.
+func (n *file) openLazy(ctx context.Context, flags fuse.OpenFlags) (*handle, error) {
+	n.mu.Lock()
+	ent, parent := n.ent, n.parent
+	n.mu.Unlock()
+	if ent == nil {
+		return nil, nil
+	}
+	if err := n.fsys.canAdd(ctx, parent.id); err != nil {
+		return nil, err
+	}
+	return &handle{n: n, ent: ent, write: true, lazy: flags &^ fuse.OpenTruncate}, nil
 }
 
 // stage makes sure n has staged bytes to write to. A file that exists only
@@ -225,7 +266,13 @@ func (n *file) copyRemoteLocked(ctx context.Context, ino uint64) error {
 
 // release drops one handle's reference on the staged file.
 func (n *file) release(h *handle) error {
-	err := h.sf.Release()
+	var err error
+	if h.write {
+		err = h.sf.EndWrite()
+	}
+	if rerr := h.sf.Release(); err == nil {
+		err = rerr
+	}
 	n.mu.Lock()
 	n.opens--
 	if n.opens == 0 {

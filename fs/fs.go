@@ -62,6 +62,8 @@ type FS struct {
 
 	srv atomic.Pointer[bfs.Server] // the FUSE server, for kernel cache invalidation
 
+	trash *trash // the virtual .Trash-$uid at the mount top
+
 	mu    sync.Mutex       // protects the maps below
 	dirs  map[string]*dir  // by Synapse ID
 	byID  map[string]*file // file nodes by Synapse ID
@@ -89,6 +91,7 @@ func New(o Options) *FS {
 		fsys.user = *o.User
 	}
 	fsys.ctx, fsys.cancel = context.WithCancel(context.Background())
+	fsys.trash = newTrash(fsys)
 	return fsys
 }
 
@@ -106,11 +109,14 @@ func (fsys *FS) Root() (bfs.Node, error) {
 // managers that check free space before copying see the truth.
 func (fsys *FS) Statfs(ctx context.Context, req *fuse.StatfsRequest, resp *fuse.StatfsResponse) error {
 	const bsize = 4096
-	capacity, avail := fsys.store.Space()
+	_, avail := fsys.store.Space()
+	used := fsys.store.Used()
+	// df shows what the cache holds as used and what it can still take as
+	// available; Synapse has no quota to show. There is no inode count.
 	resp.Bsize, resp.Frsize = bsize, bsize
-	resp.Blocks = uint64(capacity) / bsize
+	resp.Blocks = uint64(used+avail+bsize-1) / bsize
 	resp.Bfree, resp.Bavail = uint64(avail)/bsize, uint64(avail)/bsize
-	resp.Files, resp.Ffree = 1<<32, 1<<31
+	resp.Files, resp.Ffree = 0, 0
 	resp.Namelen = 255
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"syscall"
 
 	"bazil.org/fuse"
 	bfs "bazil.org/fuse/fs"
@@ -23,25 +24,61 @@ var (
 
 // handle is an open file: on staged bytes (sf set) or on a file that is
 // only in Synapse (ent set), read as one forward stream that is reopened
-// when the reader seeks.
+// when the reader seeks. A handle opened for writing on a file only in
+// Synapse (lazy) starts like the latter and stages the file at its first
+// write.
 type handle struct {
 	n     *file
-	sf    *cache.File
-	ino   uint64
 	write bool
 	ent   *remote.Entity
+	lazy  fuse.OpenFlags // the open flags, while a lazy handle has not staged
 
-	mu  sync.Mutex // protects the stream below
-	rc  io.ReadCloser
+	mu  sync.Mutex    // protects sf and ino of a lazy handle, and the stream below
+	sf  *cache.File   // set at open, or at a lazy handle's first write
+	ino uint64        // sf's ino
+	rc  io.ReadCloser // remote read stream
 	pos int64
+}
+
+// staged returns the handle's staged file, or nil.
+func (h *handle) staged() *cache.File {
+	if h.lazy == 0 {
+		return h.sf
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.sf
+}
+
+// stageNow stages a lazy handle's file for its first write: the current
+// Synapse content is copied into the cache.
+func (h *handle) stageNow(ctx context.Context) (*cache.File, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.sf != nil {
+		return h.sf, nil
+	}
+	if err := h.n.stage(ctx, true); err != nil {
+		return nil, err
+	}
+	sh, err := h.n.openStaged(ctx, h.lazy)
+	if err != nil {
+		return nil, err
+	}
+	h.sf, h.ino = sh.sf, sh.ino
+	if h.rc != nil {
+		h.rc.Close()
+		h.rc = nil
+	}
+	return h.sf, nil
 }
 
 func (h *handle) Read(ctx context.Context, req *fuse.ReadRequest, resp *fuse.ReadResponse) error {
 	buf := make([]byte, req.Size)
 	var k int
 	var err error
-	if h.sf != nil {
-		k, err = h.sf.ReadAt(buf, req.Offset)
+	if sf := h.staged(); sf != nil {
+		k, err = sf.ReadAt(buf, req.Offset)
 	} else {
 		k, err = h.readRemote(ctx, buf, req.Offset)
 	}
@@ -94,16 +131,23 @@ func (h *handle) readRemote(ctx context.Context, buf []byte, off int64) (int, er
 }
 
 func (h *handle) Write(ctx context.Context, req *fuse.WriteRequest, resp *fuse.WriteResponse) error {
-	if h.sf == nil || !h.write {
+	if !h.write {
 		return h.n.fsys.errno("write", h.n.path(), errReadOnly)
 	}
-	k, err := h.sf.WriteAt(ctx, req.Data, req.Offset)
+	sf := h.staged()
+	if sf == nil {
+		var err error
+		if sf, err = h.stageNow(ctx); err != nil {
+			return h.n.fsys.errno("write", h.n.path(), err)
+		}
+	}
+	k, err := sf.WriteAt(ctx, req.Data, req.Offset)
 	resp.Size = k
 	if err != nil {
 		// Only a failure pays for the path: this runs for every 128 KiB.
 		// The kernel reports a failed write-back at close(2) without
 		// asking synfs, so the node is retired here.
-		if h.sf.Failed() != nil {
+		if sf.Failed() != nil {
 			h.n.fsys.retire(h.n)
 		}
 		return h.n.fsys.errno("write", h.n.path(), err)
@@ -114,11 +158,12 @@ func (h *handle) Write(ctx context.Context, req *fuse.WriteRequest, resp *fuse.W
 // Flush runs on every close(2): the bytes reach the cache before close
 // returns.
 func (h *handle) Flush(ctx context.Context, req *fuse.FlushRequest) error {
-	if h.sf == nil || !h.write {
+	sf := h.staged()
+	if sf == nil || !h.write {
 		return nil
 	}
-	if err := h.sf.Flush(); err != nil {
-		if h.sf.Failed() != nil {
+	if err := sf.Flush(); err != nil {
+		if sf.Failed() != nil {
 			h.n.fsys.retire(h.n)
 		}
 		return h.n.fsys.errno("close", h.n.path(), err)
@@ -130,7 +175,7 @@ func (h *handle) Flush(ctx context.Context, req *fuse.FlushRequest) error {
 }
 
 func (h *handle) Release(ctx context.Context, req *fuse.ReleaseRequest) error {
-	if h.sf == nil {
+	if h.staged() == nil {
 		h.mu.Lock()
 		if h.rc != nil {
 			h.rc.Close()
@@ -143,4 +188,35 @@ func (h *handle) Release(ctx context.Context, req *fuse.ReleaseRequest) error {
 		return h.n.fsys.errno("release", h.n.path(), err)
 	}
 	return nil
+}
+
+var _ bfs.HandleFAllocater = (*handle)(nil)
+
+// FAllocate reserves space: without FALLOC_FL_KEEP_SIZE it grows the file
+// to offset+length (reading as zeros), as on a local disk; with it there
+// is nothing to do, since the cache reserves space as bytes arrive. Other
+// modes (punching holes, ...) are not supported.
+func (h *handle) FAllocate(ctx context.Context, req *fuse.FAllocateRequest) error {
+	if !h.write {
+		return h.n.fsys.errno("fallocate", h.n.path(), errReadOnly)
+	}
+	switch req.Mode {
+	case 0:
+	case fuse.FAllocateKeepSize:
+		return nil
+	default:
+		return fuse.Errno(syscall.EOPNOTSUPP)
+	}
+	sf := h.staged()
+	if sf == nil {
+		var err error
+		if sf, err = h.stageNow(ctx); err != nil {
+			return h.n.fsys.errno("fallocate", h.n.path(), err)
+		}
+	}
+	end := int64(req.Offset + req.Length)
+	if end <= sf.Size() {
+		return nil
+	}
+	return h.n.fsys.errno("fallocate", h.n.path(), sf.Truncate(ctx, end))
 }

@@ -70,32 +70,38 @@ func (s *shell) expect(want string) {
 
 func (s *shell) next() { io.WriteString(s.in, "go\n") }
 
-// A file open for writing on one descriptor; a second writer appends and
-// closes, and that version uploads; the first descriptor writes again and
-// closes. The mount must then read the second version, not the first.
-func TestSecondWriterThenFirstAgainReadsNewVersion(t *testing.T) {
+// A file is held open by a reader while one version uploads, and a second
+// writer appends a new one. The mount must then read the new version, not
+// the first: the file node keeps its staged inode while handles are open,
+// so the second upload still reaches it.
+func TestReaderHeldAcrossVersionsReadsNewVersion(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	p := filepath.Join(e.data, "two.txt")
-	sh := startShell(t, `exec 3>"$1"; echo A1 >&3; echo ready; read x; echo A2 >&3; exec 3>&-; echo closed; read x`, p)
+	sh := startShell(t, `echo A1 > "$1"; exec 4<"$1"; echo ready; read x; exec 4<&-; echo closed; read x`, p)
 	sh.expect("ready")
-	run(t, "bash", "-c", `echo B1 >> "$1"`, "bash", p)
-	// The first version (A1 B1) reaches Synapse while descriptor 3 is open.
-	waitFor(t, time.Minute, "the first version to upload", func() bool {
-		for _, c := range e.em.Children(e.folder) {
-			if c.Name == "two.txt" && len(c.Versions) == 1 && c.Versions[0].MD5 == md5hex([]byte("A1\nB1\n")) {
+	versions := func(want ...string) func() bool {
+		return func() bool {
+			for _, c := range e.em.Children(e.folder) {
+				if c.Name != "two.txt" || len(c.Versions) != len(want) {
+					continue
+				}
+				for i, w := range want {
+					if c.Versions[i].MD5 != md5hex([]byte(w)) {
+						return false
+					}
+				}
 				return true
 			}
+			return false
 		}
-		return false
-	})
+	}
+	waitFor(t, time.Minute, "the first version to upload", versions("A1\n"))
+	run(t, "bash", "-c", `echo A2 >> "$1"`, "bash", p)
+	waitFor(t, time.Minute, "the second version to upload", versions("A1\n", "A1\nA2\n"))
 	sh.next()
 	sh.expect("closed")
 	e.drain(time.Minute)
 	want := []byte("A1\nA2\n")
-	ent := e.remoteFile(e.folder, "two.txt")
-	if n := len(ent.Versions); n != 2 || ent.Versions[1].MD5 != md5hex(want) {
-		t.Fatalf("Synapse has %d versions %+v, want 2 ending with %q", n, ent.Versions, want)
-	}
 	got, err := get(t, p)
 	if err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("read through the mount: %q, %v; want %q", got, err, want)
@@ -106,6 +112,42 @@ func TestSecondWriterThenFirstAgainReadsNewVersion(t *testing.T) {
 	got, err = exec.CommandContext(ctx, "dd", "if="+p, "iflag=direct", "bs=4096", "status=none").Output()
 	if err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("O_DIRECT read through the mount: %q, %v; want %q", got, err, want)
+	}
+}
+
+// While a descriptor has a file open for writing, it is "open" (never
+// "empty", though a shell's redirect closes a dup of it at once), nothing
+// is uploaded, and a second writer's close does not upload a snapshot.
+// The last close uploads one version.
+func TestNoUploadWhileOpenForWriting(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	p := filepath.Join(e.data, "log.txt")
+	sh := startShell(t, `exec 3>"$1"; echo ready; read x; echo A1 >&3; echo B1 >> "$1"; echo wrote; read x; echo A2 >&3; exec 3>&-; echo closed; read x`, p)
+	barrier := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := e.fl.Flush(ctx, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, step := range []string{"ready", "wrote"} {
+		sh.expect(step)
+		barrier()
+		status, _ := xReadFile(t, filepath.Join(e.mnt, ".synfs", "status"))
+		if !strings.Contains(string(status), "open       /Demo Project/Data/log.txt") {
+			t.Fatalf("after %s: status does not say the file is open:\n%s", step, status)
+		}
+		if n := len(e.em.Children(e.folder)); n != 0 {
+			t.Fatalf("after %s: %d entities uploaded while the file is open for writing", step, n)
+		}
+		sh.next()
+	}
+	sh.expect("closed")
+	e.drain(time.Minute)
+	want := "A1\nA2\n" // descriptor 3 writes A2 at its own offset, over B1
+	ent := e.remoteFile(e.folder, "log.txt")
+	if len(ent.Versions) != 1 || ent.Versions[0].MD5 != md5hex([]byte(want)) {
+		t.Fatalf("got versions %+v, want one of %q", ent.Versions, want)
 	}
 }
 

@@ -33,6 +33,10 @@ type Options struct {
 	// returned. It runs on an upload goroutine and must not block long.
 	OnUploaded func(rec cache.Record, e *remote.Entity)
 
+	// LocalOnly lists name patterns of files never uploaded (see
+	// DefaultLocalOnly, which New uses when it is nil; empty: none).
+	LocalOnly []string
+
 	BackoffBase, BackoffCap time.Duration    // see writeback.Options
 	Now                     func() time.Time // see writeback.Options
 }
@@ -71,6 +75,9 @@ type Flusher struct {
 func New(store *cache.Store, client remote.Client, o Options) *Flusher {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.LocalOnly == nil {
+		o.LocalOnly = DefaultLocalOnly
 	}
 	f := &Flusher{store: store, client: client, o: o, log: o.Logger, progress: map[uint64][2]int{}}
 	f.q = writeback.New(writeback.Options{
@@ -195,6 +202,20 @@ func (f *Flusher) upload(ctx context.Context, ino uint64) error {
 		return nil // removed, or already uploaded
 	}
 	if err != nil {
+		return err
+	}
+	if s.Writing(ino) {
+		// Still open for writing: the last close queues it again.
+		return nil
+	}
+	if p, ok := f.localOnly(rec.Name); ok {
+		if rec.State == cache.StateLocal {
+			return nil
+		}
+		err := s.SetState(ino, rec.Gen, cache.StateLocal, "local only: the name matches "+p+"; kept in the cache, not uploaded")
+		if errors.Is(err, cache.ErrChanged) {
+			return f.requeue(ino)
+		}
 		return err
 	}
 	if rec.Incomplete {

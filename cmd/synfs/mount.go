@@ -27,6 +27,7 @@ import (
 
 type mountFlags struct {
 	endpoint, config, profile, cacheDir, root, maxSize string
+	localOnly                                          string
 	delay, attrTTL, spaceWait                          time.Duration
 	transfers, parts, restConcurrency, restRate        int
 	allowOther, verbose, useEmulator                   bool
@@ -56,6 +57,7 @@ func cmdMount(args []string) int {
 	fl.IntVar(&f.parts, "parts", 8, "parts of one file uploaded at once")
 	fl.IntVar(&f.restConcurrency, "rest-concurrency", 0, "Synapse REST calls in flight (default 3, Synapse's per-user limit; 16 on the emulator)")
 	fl.IntVar(&f.restRate, "rest-rate", 0, "Synapse REST calls per minute (default 600, Synapse's per-user limit; unlimited on the emulator)")
+	fl.StringVar(&f.localOnly, "local-only", strings.Join(flusher.DefaultLocalOnly, ","), "comma-separated name `patterns` of files kept in the cache and never uploaded (editor swap and lock files, desktop metadata); \"none\" uploads everything")
 	fl.BoolVar(&f.allowOther, "allow-other", false, "let other users see the mount (needs user_allow_other in /etc/fuse.conf)")
 	fl.BoolVar(&f.verbose, "v", false, "log every operation and upload step")
 	fl.BoolVar(&f.useEmulator, "emulator", false, "mount a local Synapse emulator even when a token is configured")
@@ -99,6 +101,13 @@ func mount(mountpoint string, f mountFlags) int {
 	maxSize, err := parseSize(f.maxSize)
 	if err != nil {
 		return fail(2, "--cache-max-size: %v", err)
+	}
+	localOnly, err := flusher.ParseLocalOnly(f.localOnly)
+	if err != nil {
+		return fail(2, "--local-only: %v", err)
+	}
+	if localOnly == nil {
+		localOnly = []string{}
 	}
 	if err := os.MkdirAll(f.cacheDir, 0o700); err != nil {
 		return fail(1, "cache directory: %v", err)
@@ -155,7 +164,7 @@ func mount(mountpoint string, f mountFlags) int {
 		delay = -1 // the queue reads 0 as its default; 0 here means none
 	}
 	fl := flusher.New(store, client, flusher.Options{
-		Delay: delay, Transfers: f.transfers, Logger: log,
+		Delay: delay, Transfers: f.transfers, Logger: log, LocalOnly: localOnly,
 		OnUploaded: func(rec cache.Record, e *remote.Entity) { fsys.Uploaded(rec, e) },
 	})
 	fsys = fs.New(fs.Options{
