@@ -32,6 +32,9 @@ type Options struct {
 	// bytes have left the cache), with its record and the entity Synapse
 	// returned. It runs on an upload goroutine and must not block long.
 	OnUploaded func(rec cache.Record, e *remote.Entity)
+	// OnFailed, if set, is called when a file's upload failed permanently
+	// (the record is now Failed with reason), instead of logging it here.
+	OnFailed func(rec cache.Record, reason string)
 
 	BackoffBase, BackoffCap time.Duration    // see writeback.Options
 	Now                     func() time.Time // see writeback.Options
@@ -293,7 +296,13 @@ func (f *Flusher) failed(ctx context.Context, rec *cache.Record, gen uint64, err
 		if serr := f.store.SetState(rec.Ino, gen, cache.StateFailed, reason); errors.Is(serr, cache.ErrChanged) {
 			return f.requeue(rec.Ino)
 		}
-		f.log.Warn("upload failed: "+reason, "file", rec.Name, "parent", rec.ParentID)
+		if f.o.OnFailed != nil {
+			failed := *rec
+			failed.State, failed.Err = cache.StateFailed, reason
+			f.o.OnFailed(failed, reason)
+		} else {
+			f.log.Warn("upload failed: "+reason, "file", rec.Name, "parent", rec.ParentID)
+		}
 		return writeback.Permanent(err)
 	}
 	_ = f.store.SetState(rec.Ino, gen, cache.StateDirty, err.Error())
