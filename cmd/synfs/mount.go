@@ -261,6 +261,7 @@ func mount(mountpoint string, args []string, f mountFlags) int {
 	fmt.Fprintln(os.Stderr, msg)
 	if child {
 		log.Info(strings.TrimPrefix(msg, "synfs: "))
+		os.Chdir("/") // a daemon holds no directory (and so no mount) busy
 		daemonReady(logw)
 	}
 
