@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dustin/go-humanize"
+	"github.com/vbauerster/cupwriter"
 	"golang.org/x/sys/unix"
 
 	"github.com/synfs/synfs/control"
@@ -131,7 +132,12 @@ func cmdStatus(args []string) int {
 	if err != nil {
 		return fail(exitNoMount, "%v", err)
 	}
-	tty := isTerminal(os.Stdout)
+	// --watch on a terminal redraws in place (cupwriter, the redraw layer
+	// of mpb); otherwise each status follows the last.
+	var cup *cupwriter.Writer
+	if *watch && !*asJSON && isTerminal(os.Stdout) {
+		cup = cupwriter.New(os.Stdout, false)
+	}
 	for {
 		st, err := control.GetStatus(m.CacheDir)
 		if err != nil {
@@ -143,10 +149,14 @@ func cmdStatus(args []string) int {
 				enc.SetIndent("", "  ")
 			}
 			enc.Encode(st)
-		} else {
-			if *watch && tty {
-				fmt.Print("\x1b[H\x1b[2J") // home and clear, as watch(1) does
+		} else if cup != nil {
+			text := statusText(st)
+			if w, _, err := cup.GetTermSize(); err == nil && w > 1 {
+				text = clipLines(text, w-1) // a wrapped line would break the redraw
 			}
+			cup.Write([]byte(text))
+			cup.Flush(strings.Count(text, "\n"))
+		} else {
 			fmt.Print(statusText(st))
 		}
 		if !*watch {
@@ -154,6 +164,17 @@ func cmdStatus(args []string) int {
 		}
 		time.Sleep(*every)
 	}
+}
+
+// clipLines cuts every line of text to at most width runes.
+func clipLines(text string, width int) string {
+	lines := strings.SplitAfter(text, "\n")
+	for i, l := range lines {
+		if r := []rune(strings.TrimSuffix(l, "\n")); len(r) > width {
+			lines[i] = string(r[:width]) + "\n"
+		}
+	}
+	return strings.Join(lines, "")
 }
 
 // statusText renders a status for people.
