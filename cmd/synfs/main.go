@@ -61,6 +61,9 @@ func run(args []string) int {
 			return c.run(args[1:])
 		}
 	}
+	if isHelperForm(args) {
+		return cmdMountHelper(args)
+	}
 	fmt.Fprintf(os.Stderr, "synfs: unknown command %q\n\n%s", args[0], usage())
 	return 2
 }

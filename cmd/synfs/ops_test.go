@@ -526,3 +526,48 @@ func TestStaleMountCleanedUp(t *testing.T) {
 		t.Errorf("no cleanup message:\n%s", r2.stderr.String())
 	}
 }
+
+// mount -t fuse "BINARY#synfs" MNT -o synfs options: mount(8) runs synfs
+// through mount.fuse3, which waits for it; synfs mounts as a daemon.
+func TestMountCommandHelper(t *testing.T) {
+	needFUSE(t)
+	if _, err := exec.LookPath("mount.fuse3"); err != nil {
+		if _, err := os.Stat("/sbin/mount.fuse3"); err != nil {
+			t.Skip("no mount.fuse3")
+		}
+	}
+	if os.Getuid() != 0 {
+		t.Skip("mount(8) of a FUSE type needs root here")
+	}
+	em, url, data := emu(t)
+	mnt, cacheDir := t.TempDir(), t.TempDir()
+	cmd := exec.Command("mount", "-t", "fuse", binary+"#synfs", mnt, "-o",
+		"endpoint="+url+",config=/dev/null,cache-dir="+cacheDir+",writeback-delay=1ms,noauto,_netdev")
+	cmd.Env = append(os.Environ(), "SYNAPSE_AUTH_TOKEN="+testToken)
+	out, err := cmd.CombinedOutput()
+	t.Cleanup(func() { exec.Command("fusermount3", "-u", "-z", mnt).Run() })
+	if err != nil || !mounted(mnt) {
+		t.Fatalf("mount -t fuse: %v, mounted %v\n%s", err, mounted(mnt), out)
+	}
+	sh(t, "printf x > "+q(filepath.Join(mnt, "Demo Project", "Data", "via-mount.txt")))
+	if code, _, errOut := synfsOut(t, "unmount", mnt); code != 0 {
+		t.Fatalf("unmount: exit %d: %s", code, errOut)
+	}
+	if !childNames(em, data)["via-mount.txt"] || mounted(mnt) {
+		t.Error("the file did not arrive, or the mount stayed")
+	}
+	if code, _, errOut := synfsOut(t, "synfs", mnt, "-o", "rw,bogus=1"); code != 2 || !strings.Contains(errOut, `"bogus=1" is not a synfs option`) {
+		t.Errorf("unknown option: exit %d, %q", code, errOut)
+	}
+}
+
+func TestHelperArgs(t *testing.T) {
+	got, err := helperArgs([]string{"syn123", "/mnt", "-o", "rw,nosuid,nodev,cache-dir=/c,allow_other,v,writeback-delay=1s,x-systemd.automount"})
+	want := "/mnt --daemon --root syn123 --cache-dir /c --allow-other --v --writeback-delay 1s"
+	if err != nil || strings.Join(got, " ") != want {
+		t.Errorf("helperArgs = %q, %v; want %q", strings.Join(got, " "), err, want)
+	}
+	if isHelperForm([]string{"statsu", "/mnt"}) {
+		t.Error("a mistyped command with an argument would mount")
+	}
+}
