@@ -184,6 +184,9 @@ func bindOwner(store *cache.Store, owner cache.Owner, cacheDir string, adopt boo
 	if ok && had.Same(owner) && had.UserName == owner.UserName {
 		return nil
 	}
+	if ok && !had.Same(owner) {
+		log.Info("cache directory " + cacheDir + " had nothing staged for " + describeOwner(had) + "; it now stages for " + describeOwner(owner))
+	}
 	return store.SetOwner(owner)
 }
 
