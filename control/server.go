@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -36,6 +37,7 @@ type Server struct {
 	h    Handler
 	log  *slog.Logger
 	done chan struct{}
+	busy sync.WaitGroup // requests being answered
 }
 
 // Listen creates the socket at SocketPath(cacheDir), mode 0600, replacing a
@@ -62,10 +64,17 @@ func Listen(cacheDir string, h Handler, log *slog.Logger) (*Server, error) {
 	return s, nil
 }
 
-// Close stops serving and removes the socket.
+// Close stops serving, removes the socket, and gives the requests being
+// answered (an unmount's, typically) up to 5 s to finish.
 func (s *Server) Close() error {
 	err := s.ln.Close()
 	<-s.done
+	answered := make(chan struct{})
+	go func() { s.busy.Wait(); close(answered) }()
+	select {
+	case <-answered:
+	case <-time.After(5 * time.Second):
+	}
 	return err
 }
 
@@ -79,7 +88,11 @@ func (s *Server) serve() {
 			}
 			return
 		}
-		go s.handle(c)
+		s.busy.Add(1)
+		go func() {
+			defer s.busy.Done()
+			s.handle(c)
+		}()
 	}
 }
 
