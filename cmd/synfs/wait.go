@@ -11,6 +11,7 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
+	"golang.org/x/sys/unix"
 
 	"github.com/synfs/synfs/control"
 )
@@ -63,6 +64,9 @@ func newWaitProgress(files int, bytes int64, quiet bool) *waitProgress {
 	w := &waitProgress{total: files, start: time.Now(), lastLine: time.Now(), quiet: quiet}
 	if quiet || !isTerminal(os.Stderr) || bytes == 0 {
 		return w
+	}
+	if ws, err := unix.IoctlGetWinsize(int(os.Stderr.Fd()), unix.TIOCGWINSZ); err != nil || ws.Col == 0 {
+		return w // a terminal without a size shows no bar: plain lines then
 	}
 	w.p = mpb.New(mpb.WithOutput(os.Stderr), mpb.WithWidth(30), mpb.WithRefreshRate(200*time.Millisecond))
 	w.bar = w.p.AddBar(bytes,
