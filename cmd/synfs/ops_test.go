@@ -189,7 +189,7 @@ func TestWaitFailedRetryDiscard(t *testing.T) {
 	mnt := t.TempDir()
 	r := startMount(t, mnt, url, t.TempDir(), "--writeback-delay", "2s")
 	dir := filepath.Join(mnt, "Demo Project", "Data")
-	sh(t, "printf hello > "+q(dir+"/ok.txt")+" && printf doomed > "+q(dir+"/Doomed/lost.txt")+" && : > "+q(dir+"/empty.txt"))
+	sh(t, "printf hello > "+q(dir+"/ok.txt")+" && printf doomed > "+q(dir+"/Doomed/lost.txt")+" && printf kept > "+q(dir+"/Doomed/kept.txt")+" && : > "+q(dir+"/empty.txt"))
 	// The folder goes before the 2 s delay ends and the upload starts.
 	c, err := synapse.New(synapse.Config{RepoEndpoint: url + "/repo/v1", FileEndpoint: url + "/file/v1", AuthEndpoint: url + "/auth/v1", Token: testToken})
 	if err != nil {
@@ -240,11 +240,27 @@ func TestWaitFailedRetryDiscard(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "discarded /Demo Project/Data/Doomed/lost.txt") {
 		t.Fatalf("discard: exit %d, %q %q", code, out, errOut)
 	}
-	if st := statusJSON(t, mnt); st.Totals.Files != 1 || st.Files[0].Name != "empty.txt" {
+	if st := statusJSON(t, mnt); st.Totals.Files != 2 || st.Totals.ByState["failed"] != 1 || st.Totals.ByState["empty"] != 1 {
 		t.Errorf("after discard: %+v", st.Files)
 	}
-	if code, _, errOut := synfsOut(t, "wait", mnt); code != 0 {
-		t.Errorf("wait with only an empty file left: exit %d: %s", code, errOut)
+	if code, out, errOut := synfsOut(t, "retry", "--all", mnt); code != 0 || strings.TrimSpace(out) != "retrying /Demo Project/Data/Doomed/kept.txt" {
+		t.Errorf("retry --all: exit %d, %q %q", code, out, errOut)
+	}
+	if code, _, _ := synfsOut(t, "wait", mnt); code != 1 {
+		t.Errorf("wait after retry --all: exit %d, want 1", code)
+	}
+	// The shutdown message counts every staged file and names the failed
+	// and empty ones.
+	r.cmd.Process.Signal(syscall.SIGTERM)
+	r.exited(t)
+	for _, want := range []string{
+		"synfs: unmounted; 2 staged file(s) not in Synapse (1 failed, 1 empty)",
+		"failed: /Demo Project/Data/Doomed/kept.txt: the target folder no longer exists",
+		"empty (Synapse refuses 0-byte files; never uploaded): /Demo Project/Data/empty.txt",
+	} {
+		if !strings.Contains(r.stderr.String(), want) {
+			t.Errorf("shutdown message lacks %q:\n%s", want, r.stderr.String())
+		}
 	}
 }
 
