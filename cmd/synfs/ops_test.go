@@ -584,3 +584,52 @@ func TestHelperArgs(t *testing.T) {
 		t.Error("a mistyped command with an argument would mount")
 	}
 }
+
+// unmount --now does not wait: staged files stay for the next mount, which
+// uploads them. --log-file takes the log; status --watch repeats.
+func TestUnmountNowLogFileWatch(t *testing.T) {
+	needFUSE(t)
+	em, url, data := emu(t)
+	mnt, cacheDir := t.TempDir(), t.TempDir()
+	logFile := filepath.Join(t.TempDir(), "synfs.log")
+	r := startMount(t, mnt, url, cacheDir, "--writeback-delay", "1h", "--log-file", logFile)
+	dir := filepath.Join(mnt, "Demo Project", "Data")
+	sh(t, "mkdir "+q(dir+"/new")+" && printf later > "+q(dir+"/new/later.txt"))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	out, _ := exec.CommandContext(ctx, binary, "status", mnt, "--watch", "--interval", "100ms").Output()
+	if n := strings.Count(string(out), "synfs at "+mnt); n < 3 || !strings.Contains(string(out), "dirty      /Demo Project/Data/new/later.txt") {
+		t.Errorf("status --watch drew %d statuses in 1.5 s:\n%s", n, out)
+	}
+
+	start := time.Now()
+	if code, _, errOut := synfsOut(t, "unmount", "--now", mnt); code != 0 {
+		t.Fatalf("unmount --now: exit %d: %s", code, errOut)
+	}
+	if d := time.Since(start); d > 20*time.Second || mounted(mnt) {
+		t.Fatalf("unmount --now took %v, mounted %v", d, mounted(mnt))
+	}
+	r.exited(t)
+	if names := em.Children(data); len(names) != 1 || len(em.Children(names[0].ID)) != 0 {
+		t.Fatalf("something was uploaded before unmount --now: %+v", names)
+	}
+	if !strings.Contains(r.stderr.String(), "1 staged file(s) not in Synapse (1 dirty)") {
+		t.Errorf("shutdown message:\n%s", r.stderr.String())
+	}
+	b, err := os.ReadFile(logFile)
+	if err != nil || !strings.Contains(string(b), "created folder /Demo Project/Data/new") {
+		t.Errorf("--log-file: %v\n%s", err, b)
+	}
+	if strings.Contains(r.stderr.String(), "created folder") {
+		t.Error("the log went to stderr despite --log-file")
+	}
+	mnt2 := t.TempDir()
+	startMount(t, mnt2, url, cacheDir, "--writeback-delay", "1ms")
+	if code, _, errOut := synfsOut(t, "wait", mnt2); code != 0 {
+		t.Fatalf("wait after remount: exit %d: %s", code, errOut)
+	}
+	if names := em.Children(data); len(names) != 1 || len(em.Children(names[0].ID)) != 1 {
+		t.Errorf("later.txt not uploaded at the next mount")
+	}
+}
