@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/synfs/synfs/cache"
 	"github.com/synfs/synfs/control"
 	"github.com/synfs/synfs/remote/emulator"
 	"github.com/synfs/synfs/remote/synapse"
@@ -631,5 +632,79 @@ func TestUnmountNowLogFileWatch(t *testing.T) {
 	}
 	if names := em.Children(data); len(names) != 1 || len(em.Children(names[0].ID)) != 1 {
 		t.Errorf("later.txt not uploaded at the next mount")
+	}
+}
+
+// Without --cache-dir, each endpoint and user gets its own cache directory.
+func TestDefaultCacheDirPerEndpointUser(t *testing.T) {
+	needFUSE(t)
+	em, url, _ := emu(t)
+	otherID := em.AddUser("other", "other-token", true)
+	xdg := t.TempDir()
+	host := strings.ReplaceAll(strings.TrimPrefix(url, "http://"), ":", "_")
+	for _, c := range []struct{ token, want string }{
+		{testToken, ""},
+		{"other-token", filepath.Join(xdg, "synfs", host+"-"+otherID)},
+	} {
+		mnt := t.TempDir()
+		cmd := exec.Command(binary, "mount", mnt, "--daemon", "--endpoint", url, "--config", "/dev/null")
+		cmd.Env = append(os.Environ(), "SYNAPSE_AUTH_TOKEN="+c.token, "XDG_CACHE_HOME="+xdg)
+		out, err := cmd.CombinedOutput()
+		t.Cleanup(func() { exec.Command("fusermount3", "-u", "-z", mnt).Run() })
+		if err != nil {
+			t.Fatalf("mount --daemon: %v\n%s", err, out)
+		}
+		st := statusJSON(t, mnt)
+		want := c.want
+		if want == "" {
+			want = filepath.Join(xdg, "synfs", host+"-"+st.UserID)
+		}
+		if st.CacheDir != want {
+			t.Errorf("user %s: cache dir %s, want %s", st.User, st.CacheDir, want)
+		}
+		if code, _, errOut := synfsOut(t, "unmount", "--now", mnt); code != 0 {
+			t.Fatalf("unmount: %d %s", code, errOut)
+		}
+	}
+}
+
+// A cache from a synfs that recorded no owner, with a staged file, is
+// refused until --adopt-staged says whose the file is.
+func TestAdoptStaged(t *testing.T) {
+	needFUSE(t)
+	em, url, data := emu(t)
+	cacheDir := t.TempDir()
+	s, err := cache.Open(cache.Options{Dir: filepath.Join(cacheDir, "stage")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := s.Create(data, "old.txt", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := s.OpenFile(rec.Ino)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(context.Background(), []byte("from before"), 0); err != nil {
+		t.Fatal(err)
+	}
+	f.Release()
+	s.Close()
+
+	code, stderr := synfs(t, []string{"SYNAPSE_AUTH_TOKEN=" + testToken}, "mount", t.TempDir(), "--endpoint", url, "--config", "/dev/null", "--cache-dir", cacheDir, "--writeback-delay", "1ms")
+	if code == 0 || !strings.Contains(stderr, "did not record which Synapse") || !strings.Contains(stderr, "--adopt-staged") {
+		t.Fatalf("unowned cache: exit %d, %q", code, stderr)
+	}
+	if childNames(em, data)["old.txt"] {
+		t.Fatal("uploaded before it was adopted")
+	}
+	mnt := t.TempDir()
+	r := startMount(t, mnt, url, cacheDir, "--writeback-delay", "1ms", "--adopt-staged")
+	if code, _, errOut := synfsOut(t, "wait", mnt); code != 0 || !childNames(em, data)["old.txt"] {
+		t.Fatalf("wait after adopting: exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(r.stderr.String(), "adopting 1 staged file(s)") {
+		t.Errorf("no adoption line:\n%s", r.stderr.String())
 	}
 }
