@@ -20,7 +20,7 @@ func BenchmarkSequentialWrite(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		rec, _ := s.Create("syn1", "bench", "")
+		rec, _ := s.Create("syn1", "bench", "", "")
 		f, _ := s.OpenFile(rec.Ino)
 		b.StartTimer()
 		for off := 0; off < benchBytes; off += len(buf) {

@@ -82,12 +82,12 @@ func crashChild(dir string) {
 	}
 	data := pattern(10_000, 42)
 	ctx := context.Background()
-	rec, _ := s.Create("syn1", "closed", "")
+	rec, _ := s.Create("syn1", "closed", "", "")
 	f, _ := s.OpenFile(rec.Ino)
 	must(f.WriteAt(ctx, data[:3000], 0))
 	must(0, f.Release())
 
-	rec, _ = s.Create("syn1", "open", "")
+	rec, _ = s.Create("syn1", "open", "", "")
 	f, _ = s.OpenFile(rec.Ino)
 	must(f.WriteAt(ctx, data[:5000], 0))
 	must(0, f.Sync())

@@ -8,6 +8,7 @@ import (
 	"hash"
 	"io"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -51,6 +52,10 @@ type File struct {
 	reindex  bool  // re-add the index entry at the next flush (after done)
 	removed  bool  // Store.Remove deleted the file
 	released bool  // the last handle was released
+	// werr is the first write failure since the content was last
+	// replaced (truncate to 0). Once set, writes fail with it at once and
+	// the record is held as StateFailed with Incomplete set.
+	werr error
 }
 
 // OpenFile returns the File for staged file ino, taking one reference.
@@ -81,6 +86,9 @@ func (s *Store) OpenFile(ino uint64) (*File, error) {
 		marked:  rec.State == StateOpen && rec.MD5 == "",
 		pstate:  rec.State,
 		acct:    rec.Size,
+	}
+	if rec.Incomplete {
+		f.werr = &WriteError{Reason: rec.Err, Err: causeOf(rec.Err)}
 	}
 	f.gen.Store(rec.Gen)
 	f.flushedGen.Store(rec.Gen)
@@ -219,16 +227,22 @@ func (f *File) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
 	if err := f.usableLocked(); err != nil {
 		return 0, err
 	}
+	if f.werr != nil {
+		return 0, f.werr
+	}
 	if len(p) == 0 {
 		return 0, nil
 	}
+	if err := f.s.writable(); err != nil {
+		return 0, f.failWriteLocked(err)
+	}
 	if err := f.restageLocked(ctx); err != nil {
-		return 0, err
+		return 0, f.failWriteLocked(err)
 	}
 	end := off + int64(len(p))
 	old := f.size.Load()
 	if err := f.growLocked(ctx, end); err != nil {
-		return 0, err
+		return 0, f.failWriteLocked(err)
 	}
 	f.touchLocked()
 	if f.md5OK {
@@ -247,7 +261,7 @@ func (f *File) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
 		n := min(cs-in, end-pos)
 		b, err := f.chunkBufLocked(k, old, n == cs)
 		if err != nil {
-			return 0, err
+			return 0, f.failWriteLocked(err)
 		}
 		copy(b[in:in+n], p[pos-off:])
 		if in+n == cs {
@@ -260,10 +274,97 @@ func (f *File) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
 	}
 	if len(full) > 0 {
 		if err := f.writeChunksLocked(full); err != nil {
-			return 0, err
+			return 0, f.failWriteLocked(err)
 		}
 	}
 	return len(p), nil
+}
+
+// WriteError is a failed write to a staged file: the file no longer holds
+// what the program wrote. errors.Is matches the cause (ErrNoSpace,
+// ErrCacheGone, ...).
+type WriteError struct {
+	Reason string // plain text, as kept in Record.Err
+	Err    error  // the cause; nil after a restart
+}
+
+func (e *WriteError) Error() string { return e.Reason }
+func (e *WriteError) Unwrap() error { return e.Err }
+
+// failWriteLocked makes err, a failed write or grow, stick to the file: the
+// content is now incomplete, so it must never be uploaded as if it were
+// whole. The record is marked at once (state Failed, Incomplete), so that
+// not even a crash before the close lets the flusher take it for complete.
+// It returns the error for the caller to return.
+func (f *File) failWriteLocked(err error) error {
+	if errors.Is(err, ErrClosed) || errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if f.werr != nil {
+		return f.werr
+	}
+	we := &WriteError{Err: err, Reason: "incomplete: a write failed (" + describeWriteErr(err) +
+		"), so the file is not uploaded; copy it again or remove it"}
+	f.werr = we
+	f.gen.Add(1)
+	gen := f.gen.Load()
+	mark := func(size int64) error {
+		return f.s.update(func(txn *badger.Txn) error {
+			rec, err := getRecord(txn, f.ino)
+			if err != nil {
+				return err
+			}
+			rec.State, rec.Err, rec.Incomplete, rec.Gen, rec.MD5 = StateFailed, we.Reason, true, gen, ""
+			if size >= 0 {
+				rec.Size = size
+			}
+			return putRecord(txn, rec)
+		})
+	}
+	// First the mark, so that no crash lets the flusher take the file for
+	// whole; then the bytes that were accepted, and the size they make, so
+	// that the file reads back as what was staged.
+	if perr := mark(-1); perr != nil {
+		f.s.log.Warn("cache: recording a failed write", "ino", f.ino, "err", perr)
+		return we
+	}
+	f.flushedGen.Store(gen)
+	f.pstate, f.marked = StateFailed, true
+	if len(f.pending) == 0 || f.writeChunksLocked(f.pendingKeysLocked()) == nil {
+		_ = mark(f.size.Load())
+	}
+	return we
+}
+
+// Failed returns the write failure that made the file incomplete, or nil.
+func (f *File) Failed() error {
+	leave, err := f.s.enterIno(f.ino)
+	if err != nil {
+		return err
+	}
+	defer leave()
+	return f.werr
+}
+
+// causeOf recovers the cause of a failed write from its recorded reason,
+// after a restart.
+func causeOf(reason string) error {
+	for _, err := range []error{ErrNoSpace, ErrCacheGone} {
+		if strings.Contains(reason, "("+describeWriteErr(err)+")") {
+			return err
+		}
+	}
+	return ErrIncomplete
+}
+
+func describeWriteErr(err error) string {
+	switch {
+	case errors.Is(err, ErrNoSpace):
+		return "the write cache is full"
+	case errors.Is(err, ErrCacheGone):
+		return "the cache directory is gone"
+	}
+	return err.Error()
 }
 
 func (f *File) pendingKeysLocked() []int64 {
@@ -285,7 +386,10 @@ func (f *File) writeChunksLocked(ks []int64) error {
 		if err != nil {
 			return err
 		}
-		rec.State, rec.MD5, rec.Gen = StateOpen, "", f.gen.Load()
+		rec.MD5, rec.Gen = "", f.gen.Load()
+		if !rec.Incomplete {
+			rec.State = StateOpen
+		}
 		mark = rec
 	}
 	size := f.size.Load()
@@ -309,7 +413,7 @@ func (f *File) writeChunksLocked(ks []int64) error {
 		return err
 	}
 	if mark != nil {
-		f.marked, f.pstate = true, StateOpen
+		f.marked, f.pstate = true, mark.State
 	}
 	for _, k := range ks {
 		delete(f.pending, k)
@@ -324,6 +428,9 @@ func (f *File) flushLocked(st State) error {
 	if f.removed || f.released || f.done {
 		return nil
 	}
+	if f.werr != nil {
+		st = StateFailed
+	}
 	gen := f.gen.Load()
 	changed := gen != f.flushedGen.Load() || len(f.pending) > 0
 	if !changed && (f.pstate != StateOpen || st == StateOpen) {
@@ -331,15 +438,23 @@ func (f *File) flushLocked(st State) error {
 	}
 	if len(f.pending) > 0 {
 		if err := f.writeChunksLocked(f.pendingKeysLocked()); err != nil {
-			return err
+			if f.werr == nil {
+				return err
+			}
+			// Already failed: keep the record as it is.
+			return nil
 		}
 	}
 	size := f.size.Load()
 	sum := ""
-	if f.md5OK && f.md5Off == size {
+	if f.md5OK && f.md5Off == size && f.werr == nil {
 		sum = hex.EncodeToString(f.md5.Sum(nil))
 	}
 	reindex := f.reindex
+	var failed *WriteError
+	if f.werr != nil {
+		failed, _ = f.werr.(*WriteError)
+	}
 	err := f.s.update(func(txn *badger.Txn) error {
 		rec, err := getRecord(txn, f.ino)
 		if err != nil {
@@ -350,6 +465,9 @@ func (f *File) flushLocked(st State) error {
 		}
 		rec.Size, rec.MD5, rec.Gen, rec.State = size, sum, gen, st
 		rec.Mtime = time.Unix(0, f.mtime.Load())
+		if failed != nil {
+			rec.Incomplete, rec.Err = true, failed.Reason
+		}
 		if reindex {
 			k := indexKey(rec.ParentID, rec.Name)
 			other, err := getIndex(txn, k)
@@ -393,7 +511,18 @@ func (f *File) Flush() error {
 	if f.refs > 1 {
 		st = StateOpen
 	}
-	return f.flushLocked(st)
+	if err := f.flushLocked(st); err != nil {
+		return err
+	}
+	if f.werr != nil {
+		return f.werr
+	}
+	// The promise of close(2): the bytes are in a cache that survives the
+	// process. A cache directory deleted under the mount cannot keep them.
+	if err := f.s.checkDir(); err != nil {
+		return f.failWriteLocked(err)
+	}
+	return nil
 }
 
 // Sync is Flush followed by a sync of Badger to disk: when it returns
@@ -490,15 +619,22 @@ func (f *File) Truncate(ctx context.Context, size int64) error {
 		return err
 	}
 	old := f.size.Load()
-	if size == old {
+	rewrite := size == 0 && f.werr != nil
+	if f.werr != nil && !rewrite {
+		return f.werr
+	}
+	if size == old && !rewrite {
 		return nil
 	}
+	if err := f.s.writable(); err != nil {
+		return f.failWriteLocked(err)
+	}
 	if err := f.restageLocked(ctx); err != nil {
-		return err
+		return f.failWriteLocked(err)
 	}
 	if size > old {
 		if err := f.growLocked(ctx, size); err != nil {
-			return err
+			return f.failWriteLocked(err)
 		}
 		f.touchLocked()
 		f.md5OK = false
@@ -533,12 +669,18 @@ func (f *File) Truncate(ctx context.Context, size int64) error {
 		}
 		rec.State, rec.MD5, rec.Gen = StateOpen, "", f.gen.Load()
 		rec.Size = min(rec.Size, size)
+		if rewrite {
+			rec.Incomplete, rec.Err, rec.Attempts = false, "", 0
+		}
 		return putRecord(txn, rec)
 	})
 	if err != nil {
 		return err
 	}
 	f.marked, f.pstate = true, StateOpen
+	if rewrite {
+		f.werr = nil
+	}
 	if err := s.deleteChunksFrom(f.ino, first); err != nil {
 		return err
 	}

@@ -52,6 +52,27 @@ func (s *Store) runGC() {
 		return
 	}
 	defer done()
+	defer func() {
+		// Collected space may let writers waiting for the disk go on.
+		s.mu.Lock()
+		if s.waiters > 0 {
+			s.wakeLocked()
+		}
+		s.mu.Unlock()
+	}()
+	if s.writable() != nil {
+		return // the directory is gone: nothing to reclaim, and flushes fail
+	}
+	if free, _, err := statDisk(s.o.Dir); err == nil && free < minOpenFree {
+		// Rewriting a value-log file writes into a memory-mapped file:
+		// on a full disk that is fatal, so wait for the reserve or for
+		// space.
+		s.releaseReserve("the cache disk is full")
+		if free, _, err = statDisk(s.o.Dir); err == nil && free < minOpenFree {
+			s.log.Warn("cache: the cache disk is full: value-log garbage collection postponed", "free", free)
+			return
+		}
+	}
 	if s.freedBytes.Swap(0) > 0 {
 		if err := s.compact(); err != nil {
 			s.log.Warn("cache: compaction before value-log GC failed", "err", err)

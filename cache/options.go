@@ -38,6 +38,14 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock for modification times. Default time.Now.
 	Now func() time.Time
+	// DiskHeadroom is the free space staging leaves on the cache disk: a
+	// write that would take it waits, then fails with ErrNoSpace, like one
+	// past MaxSize. Default 5% of the disk, at least 64 MiB and at most
+	// 8 GiB; negative turns the check off (tests).
+	DiskHeadroom int64
+	// Reserve is the size of the reserve file kept in Dir and given back
+	// when the disk fills (see disk.go). Default 32 MiB; negative: none.
+	Reserve int64
 }
 
 // Defaults and limits.
@@ -75,6 +83,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Reserve == 0 {
+		o.Reserve = defaultReserve
 	}
 	return o, nil
 }

@@ -32,6 +32,9 @@ var (
 	ErrChanged = errors.New("cache: staged file changed")
 	// ErrClosed means the Store or the File handle is closed.
 	ErrClosed = errors.New("cache: closed")
+	// ErrIncomplete means an earlier write to the file failed: it is held
+	// unuploaded until it is truncated to zero or removed.
+	ErrIncomplete = errors.New("cache: the file is incomplete after a failed write")
 )
 
 // State is where a staged file is in its life.
@@ -94,6 +97,14 @@ type Record struct {
 	Err      string  // last failure reason, plain text
 	Attempts int     // upload attempts for the current generation
 	Upload   *Upload `json:",omitempty"` // multipart parameters fixed for Upload.Gen
+	// Incomplete is set when a write to the file failed (a full cache, a
+	// lost cache directory): the bytes are not what the program wrote, so
+	// the file is held as StateFailed and never uploaded until it is
+	// truncated to zero (rewritten) or removed.
+	Incomplete bool `json:",omitempty"`
+	// Dir is the folder's path under the mount when the file was staged
+	// or last renamed, for status displays ("" when not known).
+	Dir string `json:",omitempty"`
 }
 
 // Upload holds the multipart request parameters chosen for one generation,
@@ -160,6 +171,10 @@ type Store struct {
 	freedBytes atomic.Int64 // bytes deleted since the last GC pass
 	gcKick     chan struct{}
 	gcDone     chan struct{}
+
+	gone      atomic.Pointer[error] // set once the cache directory is gone
+	disk      diskGuard
+	watchDone chan struct{}
 }
 
 type inoLock struct {
@@ -220,21 +235,26 @@ func Open(o Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
-		o:       o,
-		log:     o.Logger,
-		chunk:   int64(o.ChunkSize),
-		closing: make(chan struct{}),
-		locks:   make(map[uint64]*inoLock),
-		files:   make(map[uint64]*File),
-		freed:   make(chan struct{}),
-		gcKick:  make(chan struct{}, 1),
-		gcDone:  make(chan struct{}),
+		o:         o,
+		log:       o.Logger,
+		chunk:     int64(o.ChunkSize),
+		closing:   make(chan struct{}),
+		locks:     make(map[uint64]*inoLock),
+		files:     make(map[uint64]*File),
+		freed:     make(chan struct{}),
+		gcKick:    make(chan struct{}, 1),
+		gcDone:    make(chan struct{}),
+		watchDone: make(chan struct{}),
 	}
 	if !o.InMemory {
 		if err := prepareDir(o.Dir); err != nil {
 			return nil, err
 		}
 		if s.lockF, err = lockDir(o.Dir); err != nil {
+			return nil, err
+		}
+		if err := s.prepareDisk(); err != nil {
+			s.unlockDir()
 			return nil, err
 		}
 	}
@@ -248,7 +268,11 @@ func Open(o Options) (*Store, error) {
 		s.unlockDir()
 		return nil, err
 	}
+	if !o.InMemory {
+		s.watchDisk()
+	}
 	go s.gcLoop()
+	go s.watchLoop()
 	return s, nil
 }
 
@@ -274,7 +298,7 @@ func prepareDir(dir string) error {
 // lockDir takes an exclusive flock on dir/synfs.lock. Badger holds its own
 // directory lock too; this one gives a clear message.
 func lockDir(dir string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(dir, "synfs.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(filepath.Join(dir, lockName), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
@@ -407,6 +431,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	<-s.gcDone
+	<-s.watchDone
 
 	s.mu.Lock()
 	var open []*File
@@ -428,6 +453,14 @@ func (s *Store) Close() error {
 	s.closeMu.Lock()
 	s.closed = true
 	s.closeMu.Unlock()
+	if gone := s.writable(); gone != nil {
+		// Badger would try to flush its memtable into a directory that
+		// no longer exists, retrying forever; what it holds cannot be
+		// kept anyway. The process is about to exit.
+		s.log.Error("cache: not closing the cache database: " + gone.Error())
+		s.unlockDir()
+		return gone
+	}
 	if err := s.db.Close(); err != nil {
 		errs = append(errs, err)
 	}
@@ -548,20 +581,24 @@ func (s *Store) allocIno() (uint64, error) {
 }
 
 // Create stages a new, empty file called name in parentID, overwriting File
-// entity entityID when it is not "". If a staged file already occupies that
+// entity entityID when it is not "". dir is the folder's path under the
+// mount, kept for status displays. If a staged file already occupies that
 // location, Create returns it together with ErrExist.
-func (s *Store) Create(parentID, name, entityID string) (*Record, error) {
+func (s *Store) Create(parentID, name, entityID, dir string) (*Record, error) {
 	done, err := s.enter()
 	if err != nil {
 		return nil, err
 	}
 	defer done()
+	if err := s.checkDir(); err != nil {
+		return nil, err
+	}
 	ino, err := s.allocIno()
 	if err != nil {
 		return nil, err
 	}
 	rec := &Record{
-		Ino: ino, ParentID: parentID, Name: name, EntityID: entityID,
+		Ino: ino, ParentID: parentID, Name: name, EntityID: entityID, Dir: dir,
 		Gen: 1, Mtime: s.o.Now(), State: StateOpen,
 	}
 	var existing *Record
@@ -694,10 +731,11 @@ func (s *Store) List(parentID string) ([]Record, error) {
 	return out, err
 }
 
-// Rename moves staged file ino to parentID/name and bumps its generation,
-// so that an upload under the old name is not taken as final. It fails
-// with ErrExist when another staged file occupies the target.
-func (s *Store) Rename(ino uint64, parentID, name string) error {
+// Rename moves staged file ino to parentID/name (dir is the folder's path
+// under the mount) and bumps its generation, so that an upload under the
+// old name is not taken as final. It fails with ErrExist when another
+// staged file occupies the target.
+func (s *Store) Rename(ino uint64, parentID, name, dir string) error {
 	leave, err := s.enterIno(ino)
 	if err != nil {
 		return err
@@ -735,7 +773,7 @@ func (s *Store) Rename(ino uint64, parentID, name string) error {
 		if err := txn.Set(k, encodeIno(ino)); err != nil {
 			return err
 		}
-		rec.ParentID, rec.Name = parentID, name
+		rec.ParentID, rec.Name, rec.Dir = parentID, name, dir
 		rec.Gen = max(rec.Gen, f.genOrZero()) + 1
 		rec.Attempts = 0
 		newGen = rec.Gen
@@ -1098,7 +1136,7 @@ func (s *Store) reserve(ctx context.Context, n int64) error {
 	var timer *time.Timer
 	for {
 		s.mu.Lock()
-		if s.o.MaxSize == 0 || s.used+n <= s.o.MaxSize {
+		if (s.o.MaxSize == 0 || s.used+n <= s.o.MaxSize) && s.diskFits(n) {
 			s.used += n
 			s.mu.Unlock()
 			return nil
@@ -1113,6 +1151,9 @@ func (s *Store) reserve(ctx context.Context, n int64) error {
 		ch := s.freed
 		s.waiters++
 		s.mu.Unlock()
+		// Deleted chunks give disk space back only when the value log is
+		// collected: do it now rather than at the next tick.
+		s.kickGC()
 		if timer == nil {
 			timer = time.NewTimer(s.o.SpaceWait)
 			defer timer.Stop()
@@ -1146,18 +1187,42 @@ func (s *Store) release(n int64) {
 	}
 	s.mu.Lock()
 	s.used -= n
+	s.wakeLocked()
+	s.mu.Unlock()
+}
+
+// wakeLocked wakes writers waiting for space. Caller holds s.mu.
+func (s *Store) wakeLocked() {
 	s.full = false
 	close(s.freed)
 	s.freed = make(chan struct{})
-	s.mu.Unlock()
+}
+
+func (s *Store) kickGC() {
+	select {
+	case s.gcKick <- struct{}{}:
+	default:
+	}
+}
+
+// pendingCount counts the files still to upload, without entering the
+// Store (its callers have).
+func (s *Store) pendingCount() int {
+	n := 0
+	_ = s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: tablePrefix(tabPending)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			n++
+		}
+		return nil
+	})
+	return n
 }
 
 // noteFreed counts deleted bytes and starts a GC pass after gcAfterFreed.
 func (s *Store) noteFreed(n int64) {
 	if s.freedBytes.Add(n) >= gcAfterFreed {
-		select {
-		case s.gcKick <- struct{}{}:
-		default:
-		}
+		s.kickGC()
 	}
 }

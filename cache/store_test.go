@@ -57,7 +57,7 @@ func memStore(t *testing.T, o Options) *Store {
 
 func create(t *testing.T, s *Store, parent, name string) (*Record, *File) {
 	t.Helper()
-	rec, err := s.Create(parent, name, "")
+	rec, err := s.Create(parent, name, "", "")
 	if err != nil {
 		t.Fatalf("Create(%q, %q): %v", parent, name, err)
 	}
@@ -350,7 +350,7 @@ func TestIndex(t *testing.T) {
 		if a.Ino == b.Ino || b.Ino == c.Ino {
 			t.Fatalf("inos not distinct: %d %d %d", a.Ino, b.Ino, c.Ino)
 		}
-		ex, err := s.Create("syn1", "a", "")
+		ex, err := s.Create("syn1", "a", "", "")
 		if !errors.Is(err, ErrExist) || ex == nil || ex.Ino != a.Ino {
 			t.Fatalf("Create at a taken location = %v, %v; want record %d, ErrExist", ex, err, a.Ino)
 		}
@@ -374,11 +374,11 @@ func TestIndex(t *testing.T) {
 		if got := names("syn1"); got != "a,b" {
 			t.Fatalf("List(syn1) = %q, want a,b", got)
 		}
-		if err := s.Rename(a.Ino, "syn1", "b"); !errors.Is(err, ErrExist) {
+		if err := s.Rename(a.Ino, "syn1", "b", ""); !errors.Is(err, ErrExist) {
 			t.Fatalf("Rename onto b: %v, want ErrExist", err)
 		}
 		before, _ := s.Get(a.Ino)
-		if err := s.Rename(a.Ino, "syn2", "moved"); err != nil {
+		if err := s.Rename(a.Ino, "syn2", "moved", ""); err != nil {
 			t.Fatalf("Rename: %v", err)
 		}
 		after, _ := s.Get(a.Ino)
@@ -615,30 +615,87 @@ func TestMaxSize(t *testing.T) {
 
 func TestNoSpace(t *testing.T) {
 	s := memStore(t, Options{ChunkSize: 16, MaxSize: 100, SpaceWait: 20 * time.Millisecond})
-	_, f := create(t, s, "p", "a")
+	bg := context.Background()
+	rec, f := create(t, s, "p", "a")
 	writeAt(t, f, make([]byte, 100), 0)
-	if _, err := f.WriteAt(context.Background(), []byte{1}, 100); !errors.Is(err, ErrNoSpace) {
-		t.Fatalf("write over MaxSize: %v, want ErrNoSpace", err)
-	}
-	if err := f.Truncate(context.Background(), 200); !errors.Is(err, ErrNoSpace) {
-		t.Fatalf("truncate over MaxSize: %v, want ErrNoSpace", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if _, err := f.WriteAt(ctx, []byte{1}, 100); !errors.Is(err, context.Canceled) {
-		t.Fatalf("write with a cancelled ctx: %v, want context.Canceled", err)
-	}
 	// Overwrites inside the file need no space.
 	writeAt(t, f, []byte{1, 2, 3}, 10)
 	// Shrinking gives space back.
-	if err := f.Truncate(context.Background(), 50); err != nil {
+	if err := f.Truncate(bg, 50); err != nil {
 		t.Fatal(err)
 	}
 	writeAt(t, f, make([]byte, 50), 50)
 	if u := s.Used(); u != 100 {
 		t.Errorf("Used() = %d, want 100", u)
 	}
+	if _, err := f.WriteAt(bg, []byte{1}, 100); !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("write over MaxSize: %v, want ErrNoSpace", err)
+	}
+	// The file no longer holds what was written: it is held as failed at
+	// once (before any close), and every later write or close says so.
+	got, err := s.Get(rec.Ino)
+	if err != nil || got.State != StateFailed || !got.Incomplete || got.Err == "" {
+		t.Fatalf("record after a failed write: %+v, %v; want failed, incomplete, with a reason", got, err)
+	}
+	if _, err := f.WriteAt(bg, []byte{1}, 0); !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("write after a failed write: %v, want ErrNoSpace", err)
+	}
+	if err := f.Truncate(bg, 10); !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("truncate after a failed write: %v, want ErrNoSpace", err)
+	}
+	if err := f.Flush(); !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("flush after a failed write: %v, want ErrNoSpace", err)
+	}
+	if got, _ := s.Get(rec.Ino); got.State != StateFailed || !got.Incomplete {
+		t.Fatalf("record after flush: %+v, want failed and incomplete", got)
+	}
+	// Truncating to zero starts the content over.
+	if err := f.Truncate(bg, 0); err != nil {
+		t.Fatal(err)
+	}
+	writeAt(t, f, []byte("whole"), 0)
+	if err := f.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Get(rec.Ino); got.State != StateDirty || got.Incomplete || got.Err != "" || got.Size != 5 {
+		t.Fatalf("record after a rewrite: %+v, want dirty, 5 bytes, no error", got)
+	}
+	// A write that waits for space and is cancelled fails with the cause.
+	_, g := create(t, s, "p", "b")
+	writeAt(t, g, make([]byte, 95), 0)
+	ctx, cancel := context.WithCancel(bg)
+	cancel()
+	if _, err := g.WriteAt(ctx, make([]byte, 10), 95); !errors.Is(err, context.Canceled) {
+		t.Fatalf("write with a cancelled ctx: %v, want context.Canceled", err)
+	}
 	f.Release()
+	g.Release()
+}
+
+func TestIncompleteSurvivesReopen(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, Options{Dir: dir, ChunkSize: 16, MaxSize: 64, SpaceWait: 10 * time.Millisecond, DiskHeadroom: -1})
+	rec, f := create(t, s, "p", "a")
+	if _, err := f.WriteAt(context.Background(), make([]byte, 100), 0); !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("write over MaxSize: %v, want ErrNoSpace", err)
+	}
+	f.Release()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, Options{Dir: dir, ChunkSize: 16, MaxSize: 64, DiskHeadroom: -1})
+	got, err := s.Get(rec.Ino)
+	if err != nil || got.State != StateFailed || !got.Incomplete {
+		t.Fatalf("after reopen: %+v, %v; want failed and incomplete", got, err)
+	}
+	f, err = s.OpenFile(rec.Ino)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Release()
+	if _, err := f.WriteAt(context.Background(), []byte{1}, 0); !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("write to an incomplete file after reopen: %v, want ErrNoSpace", err)
+	}
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -731,7 +788,7 @@ func TestReopen(t *testing.T) {
 	if u := s.Used(); u != 5100 {
 		t.Errorf("Used() after reopen = %d, want 5100", u)
 	}
-	c, err := s.Create("syn1", "c", "")
+	c, err := s.Create("syn1", "c", "", "")
 	if err != nil || c.Ino <= e.Ino {
 		t.Errorf("Create after reopen = ino %d, %v; want an ino above %d", c.Ino, err, e.Ino)
 	}

@@ -28,6 +28,9 @@ type Status struct {
 	Files      []File    `json:"files"` // every staged file not yet in Synapse, sorted by path
 	Totals     Totals    `json:"totals"`
 	Refused    []Refusal `json:"refused"` // recently refused operations, oldest first (at most 20)
+	// Problem, when set, says why the cache cannot take new bytes now (its
+	// directory was deleted or replaced, or its disk is full).
+	Problem string `json:"problem,omitempty"`
 }
 
 // File is one staged file.
@@ -44,6 +47,7 @@ type File struct {
 	Attempts    int        `json:"attempts"`
 	Error       string     `json:"error,omitempty"`        // the last failure, in Synapse's words
 	NextAttempt *time.Time `json:"next_attempt,omitempty"` // when a dirty or retrying file starts next
+	Incomplete  bool       `json:"incomplete,omitempty"`   // a write to it failed: failed for good until it is copied again
 }
 
 // Totals sums up Files, plus what the mount uploaded since it started.

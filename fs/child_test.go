@@ -1,6 +1,7 @@
 package fs_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -51,6 +52,17 @@ func childMain(op, a, b string) int {
 		var data []byte
 		if data, err = io.ReadAll(os.Stdin); err == nil {
 			err = os.WriteFile(a, data, 0o644)
+		}
+	case "writehold":
+		// Write b to a, say "ready", wait for a line on stdin, then close:
+		// the close's error is the result.
+		var f *os.File
+		if f, err = os.Create(a); err == nil {
+			if _, err = f.WriteString(b); err == nil {
+				os.Stdout.WriteString("ready\n")
+				bufio.NewReader(os.Stdin).ReadString('\n')
+				err = f.Close()
+			}
 		}
 	case "read":
 		res.Data, err = os.ReadFile(a)

@@ -51,6 +51,16 @@ func (d *dir) setEntity(e remote.Entity, path string) {
 	d.mu.Unlock()
 }
 
+// dirPath is d's path under the mount, "/" for the root.
+func (d *dir) dirPath() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.path == "" {
+		return "/"
+	}
+	return d.path
+}
+
 func (d *dir) pathOf(name string) string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -180,7 +190,7 @@ func (d *dir) create(ctx context.Context, name string, flags fuse.OpenFlags) (*f
 		if e != nil {
 			entityID = e.ID
 		}
-		rec, err = d.fsys.store.Create(d.id, name, entityID)
+		rec, err = d.fsys.store.Create(d.id, name, entityID, d.dirPath())
 		if errors.Is(err, cache.ErrExist) {
 			rec, err = d.fsys.store.Lookup(d.id, name)
 		}
@@ -375,7 +385,7 @@ func (d *dir) rename(ctx context.Context, oldName string, nd *dir, newName strin
 		// A staged file uploads under the name it has when its upload
 		// starts; if the target name holds a file in Synapse, the upload
 		// becomes a new version of it.
-		if err := d.fsys.store.Rename(srcRec.Ino, nd.id, newName); err != nil {
+		if err := d.fsys.store.Rename(srcRec.Ino, nd.id, newName, nd.dirPath()); err != nil {
 			return err
 		}
 	}

@@ -42,6 +42,8 @@ func Errno(err error) syscall.Errno {
 		return syscall.EPERM
 	case errors.Is(err, cache.ErrNoSpace):
 		return syscall.ENOSPC
+	case errors.Is(err, cache.ErrCacheGone):
+		return syscall.EROFS
 	case errors.Is(err, cache.ErrNotFound), errors.Is(err, remote.ErrNotFound):
 		return syscall.ENOENT
 	case errors.Is(err, cache.ErrExist), errors.Is(err, remote.ErrExist):

@@ -27,13 +27,14 @@ var (
 type file struct {
 	fsys *FS
 
-	mu     sync.Mutex // protects the fields below
-	parent *dir
-	name   string
-	ent    *remote.Entity // nil until the file exists in Synapse
-	ino    uint64         // staged inode; 0 when nothing is staged
-	sf     *cache.File    // the staged file while handles are open
-	opens  int            // open handles on sf
+	mu      sync.Mutex // protects the fields below
+	parent  *dir
+	name    string
+	ent     *remote.Entity // nil until the file exists in Synapse
+	ino     uint64         // staged inode; 0 when nothing is staged
+	sf      *cache.File    // the staged file while handles are open
+	opens   int            // open handles on sf
+	retired bool           // a write failed; lookups make a new node (FS.retire)
 }
 
 func (n *file) set(d *dir, name string, e *remote.Entity, rec *cache.Record) {
@@ -142,7 +143,7 @@ func (n *file) openStaged(ctx context.Context, flags fuse.OpenFlags) (*handle, e
 		return nil, err
 	}
 	write := !flags.IsReadOnly()
-	if write && flags&fuse.OpenTruncate != 0 && sf.Size() > 0 {
+	if write && flags&fuse.OpenTruncate != 0 && (sf.Size() > 0 || sf.Failed() != nil) {
 		if err := sf.Truncate(ctx, 0); err != nil {
 			sf.Release()
 			return nil, err
@@ -172,7 +173,7 @@ func (n *file) stage(ctx context.Context, keep bool) error {
 	if n.ent != nil {
 		entityID = n.ent.ID
 	}
-	rec, err := n.fsys.store.Create(n.parent.id, n.name, entityID)
+	rec, err := n.fsys.store.Create(n.parent.id, n.name, entityID, n.parent.dirPath())
 	if errors.Is(err, cache.ErrExist) {
 		rec, err = n.fsys.store.Lookup(n.parent.id, n.name)
 	}
@@ -233,6 +234,9 @@ func (n *file) release(h *handle) error {
 	n.mu.Unlock()
 	if h.write {
 		n.fsys.flusher.Enqueue(h.ino)
+	}
+	if errors.Is(err, cache.ErrIncomplete) || errors.As(err, new(*cache.WriteError)) {
+		err = nil // close(2) has reported it
 	}
 	return err
 }
@@ -307,15 +311,18 @@ func (n *file) Forget() {
 	n.fsys.forgetFile(n, id, ino)
 }
 
-// uploaded records that staged inode ino is now entity e.
-func (n *file) uploaded(ino uint64, e *remote.Entity) {
+// uploaded records that staged inode ino is now entity e. It reports
+// whether n let go of ino: it keeps it while handles are open on it.
+func (n *file) uploaded(ino uint64, e *remote.Entity) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	c := *e
 	n.ent = &c
 	if n.ino == ino && n.opens == 0 {
 		n.ino = 0
+		return true
 	}
+	return false
 }
 
 func (n *file) dropIno(ino uint64) {

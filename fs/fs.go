@@ -4,7 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
-	"syscall"
+	"sync/atomic"
 	"time"
 
 	"bazil.org/fuse"
@@ -59,6 +59,8 @@ type FS struct {
 	ctx    context.Context // background work (remote read streams); cancelled by Close
 	cancel context.CancelFunc
 
+	srv atomic.Pointer[bfs.Server] // the FUSE server, for kernel cache invalidation
+
 	mu    sync.Mutex       // protects the maps below
 	dirs  map[string]*dir  // by Synapse ID
 	byID  map[string]*file // file nodes by Synapse ID
@@ -102,25 +104,10 @@ func (fsys *FS) Root() (bfs.Node, error) {
 // managers that check free space before copying see the truth.
 func (fsys *FS) Statfs(ctx context.Context, req *fuse.StatfsRequest, resp *fuse.StatfsResponse) error {
 	const bsize = 4096
-	var st syscall.Statfs_t
-	free := uint64(1 << 40)
-	total := free
-	if err := syscall.Statfs(fsys.store.Dir(), &st); err == nil {
-		free = st.Bavail * uint64(st.Bsize)
-		total = st.Blocks * uint64(st.Bsize)
-	}
-	if max := fsys.store.MaxSize(); max > 0 {
-		left := max - fsys.store.Used()
-		if left < 0 {
-			left = 0
-		}
-		if uint64(left) < free {
-			free = uint64(left)
-		}
-		total = uint64(max)
-	}
+	capacity, avail := fsys.store.Space()
 	resp.Bsize, resp.Frsize = bsize, bsize
-	resp.Blocks, resp.Bfree, resp.Bavail = total/bsize, free/bsize, free/bsize
+	resp.Blocks = uint64(capacity) / bsize
+	resp.Bfree, resp.Bavail = uint64(avail)/bsize, uint64(avail)/bsize
 	resp.Files, resp.Ffree = 1<<32, 1<<31
 	resp.Namelen = 255
 	return nil
@@ -129,19 +116,78 @@ func (fsys *FS) Statfs(ctx context.Context, req *fuse.StatfsRequest, resp *fuse.
 // Uploaded is the flusher's OnUploaded hook: the staged file rec is now
 // entity e in Synapse. The node keeps its identity and now reads from
 // Synapse; the parent's cached listing learns the entity.
+//
+// A node with handles still open keeps its staged inode: those handles
+// read and write the staged bytes, and a later write stages the file
+// again under the same node. A node without handles drops it, and the
+// kernel's cached pages of the file are invalidated, so that reads follow
+// the new version.
 func (fsys *FS) Uploaded(rec cache.Record, e *remote.Entity) {
 	fsys.meta.Put(*e)
 	fsys.mu.Lock()
 	n := fsys.byIno[rec.Ino]
-	delete(fsys.byIno, rec.Ino)
-	if n != nil {
-		if _, taken := fsys.byID[e.ID]; !taken {
-			fsys.byID[e.ID] = n
-		}
+	if n == nil {
+		n = fsys.byID[e.ID]
 	}
 	fsys.mu.Unlock()
-	if n != nil {
-		n.uploaded(rec.Ino, e)
+	if n == nil {
+		return
+	}
+	dropped := n.uploaded(rec.Ino, e) // file.mu before FS.mu
+	fsys.mu.Lock()
+	if dropped && fsys.byIno[rec.Ino] == n {
+		delete(fsys.byIno, rec.Ino)
+	}
+	if _, taken := fsys.byID[e.ID]; !taken {
+		fsys.byID[e.ID] = n
+	}
+	fsys.mu.Unlock()
+	if dropped {
+		fsys.invalidate(n, "", nil)
+	}
+}
+
+// invalidate tells the kernel, from its own goroutine, to drop its cached
+// pages and attributes of node n and, when name is set, the entry name in
+// directory d. Invalidations are sent outside FUSE request handlers: the
+// kernel may need the handler's answer before it can take them.
+func (fsys *FS) invalidate(n bfs.Node, name string, d *dir) {
+	srv := fsys.srv.Load()
+	if srv == nil {
+		return
+	}
+	go func() {
+		if n != nil {
+			_ = srv.InvalidateNodeData(n)
+		}
+		if d != nil && name != "" {
+			_ = srv.InvalidateEntry(d, name)
+		}
+	}()
+}
+
+// retire forgets node n, a write to which failed: the kernel believes the
+// size the program wrote, which synfs does not hold, and it trusts its own
+// size of a file it writes back. The next lookup of the name makes a new
+// node, so the kernel sees the staged size and bytes, not zeros. It runs
+// in the handler of the first failed write (or close), before it answers:
+// no lock is held, and the kernel takes only the directory's lock for the
+// invalidation, which neither holds.
+func (fsys *FS) retire(n *file) {
+	n.mu.Lock()
+	d, name, ino, id := n.parent, n.name, n.ino, ""
+	if n.ent != nil {
+		id = n.ent.ID
+	}
+	done := n.retired
+	n.retired = true
+	n.mu.Unlock()
+	if done {
+		return
+	}
+	fsys.forgetFile(n, id, ino)
+	if srv := fsys.srv.Load(); srv != nil && d != nil {
+		_ = srv.InvalidateEntry(d, name)
 	}
 }
 

@@ -101,6 +101,11 @@ func (h *handle) Write(ctx context.Context, req *fuse.WriteRequest, resp *fuse.W
 	resp.Size = k
 	if err != nil {
 		// Only a failure pays for the path: this runs for every 128 KiB.
+		// The kernel reports a failed write-back at close(2) without
+		// asking synfs, so the node is retired here.
+		if h.sf.Failed() != nil {
+			h.n.fsys.retire(h.n)
+		}
 		return h.n.fsys.errno("write", h.n.path(), err)
 	}
 	return nil
@@ -113,6 +118,9 @@ func (h *handle) Flush(ctx context.Context, req *fuse.FlushRequest) error {
 		return nil
 	}
 	if err := h.sf.Flush(); err != nil {
+		if h.sf.Failed() != nil {
+			h.n.fsys.retire(h.n)
+		}
 		return h.n.fsys.errno("close", h.n.path(), err)
 	}
 	// Queue the upload before close returns, so that a flush barrier taken

@@ -95,6 +95,7 @@ func Mount(dir string, fsys *FS, o MountOptions) (*Mounted, error) {
 	}
 	m := &Mounted{Dir: dir, conn: c, done: make(chan struct{})}
 	srv := bfs.New(c, nil)
+	fsys.srv.Store(srv)
 	go func() {
 		m.err = srv.Serve(fsys)
 		close(m.done)

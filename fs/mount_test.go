@@ -358,9 +358,12 @@ func TestCacheFullENOSPC(t *testing.T) {
 		t.Fatalf("write past a full cache: got %v, want ENOSPC", err)
 	}
 	remove()
-	// What cp managed to stage (8 MiB of big.bin) uploads once Synapse is
-	// back; drain so that its retry backoff does not count against the
-	// writers below.
+	// What cp managed to stage of big.bin is held, never uploaded, until
+	// it is removed (TestFailedCopyIsNotUploaded); removing it frees the
+	// cache.
+	if err := xRemove(t, filepath.Join(e.data, "big.bin")); err != nil {
+		t.Fatal(err)
+	}
 	e.drain(time.Minute)
 	// With Synapse back, files that together exceed the cache go through:
 	// writers wait for the flusher to free space.
@@ -372,6 +375,9 @@ func TestCacheFullENOSPC(t *testing.T) {
 	e.drain(time.Minute)
 	for i := 0; i < 3; i++ {
 		e.remoteFile(e.folder, "part"+itoa(i)+".bin")
+	}
+	if n := len(e.em.Children(e.folder)); n != 3 {
+		t.Fatalf("got %d entities, want the 3 parts only", n)
 	}
 }
 

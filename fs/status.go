@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path"
 	"sort"
 	"strings"
 
@@ -86,9 +87,13 @@ func (fsys *FS) StatusText() string {
 	for _, k := range keys {
 		fmt.Fprintf(&b, ", %s %d", k, counts[k])
 	}
-	fmt.Fprintf(&b, "; cache used %d of %d bytes\n", fsys.store.Used(), fsys.store.MaxSize())
+	capacity, avail := fsys.store.Space()
+	fmt.Fprintf(&b, "; cache used %d bytes, %d more fit (of %d)\n", fsys.store.Used(), avail, capacity)
+	if err := fsys.store.Health(); err != nil {
+		fmt.Fprintf(&b, "cache problem: %s\n", errText(err))
+	}
 	for _, s := range st {
-		fmt.Fprintf(&b, "%-10s %s size=%d", s.State, fsys.statusPath(s.ParentID, s.Name), s.Size)
+		fmt.Fprintf(&b, "%-10s %s size=%d", s.State, fsys.statusPath(s.ParentID, s.Dir, s.Name), s.Size)
 		if s.PartsOf > 0 {
 			fmt.Fprintf(&b, " parts=%d/%d", s.PartsDone, s.PartsOf)
 		}
@@ -103,14 +108,18 @@ func (fsys *FS) StatusText() string {
 	return b.String()
 }
 
-// statusPath names a staged file by its path under the mount when its
-// folder has been visited, and by the folder's Synapse ID otherwise.
-func (fsys *FS) statusPath(parentID, name string) string {
+// statusPath names a staged file by its path under the mount, with the
+// folder's Synapse ID: the folder's current path when it has been visited,
+// else the one recorded when the file was staged (after a restart).
+func (fsys *FS) statusPath(parentID, dirPath, name string) string {
 	fsys.mu.Lock()
 	d := fsys.dirs[parentID]
 	fsys.mu.Unlock()
-	if d == nil {
-		return parentID + "/" + name
+	switch {
+	case d != nil:
+		return d.pathOf(name) + " (" + parentID + ")"
+	case dirPath != "":
+		return path.Join(dirPath, name) + " (" + parentID + ")"
 	}
-	return d.pathOf(name) + " (" + parentID + ")"
+	return parentID + "/" + name
 }

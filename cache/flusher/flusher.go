@@ -45,6 +45,7 @@ type FileStatus struct {
 	Ino       uint64
 	ParentID  string
 	Name      string
+	Dir       string // the folder's path under the mount when staged ("" if unknown)
 	Size      int64
 	State     string          // the cache state's name: open, dirty, uploading, failed, empty
 	Cache     cache.State     // the cache state itself
@@ -55,6 +56,9 @@ type FileStatus struct {
 	Err       string // last failure reason
 	PartsOf   int    // parts of the upload in progress (0 when none)
 	PartsDone int    // parts added so far
+	// Incomplete: a write to the file failed; it is never uploaded until
+	// it is rewritten (see cache.Record.Incomplete).
+	Incomplete bool
 }
 
 // Flusher uploads staged files. Its methods are safe for concurrent use.
@@ -147,9 +151,9 @@ func (f *Flusher) Status() []FileStatus {
 	out := make([]FileStatus, 0, len(recs))
 	for _, r := range recs {
 		st := FileStatus{
-			Ino: r.Ino, ParentID: r.ParentID, Name: r.Name, Size: r.Size,
+			Ino: r.Ino, ParentID: r.ParentID, Name: r.Name, Dir: r.Dir, Size: r.Size,
 			State: r.State.String(), Cache: r.State,
-			Attempts: r.Attempts, Err: r.Err,
+			Attempts: r.Attempts, Err: r.Err, Incomplete: r.Incomplete,
 		}
 		if it, ok := items[r.Ino]; ok {
 			st.Queued, st.Queue, st.Due = true, it.State, it.Due
@@ -197,6 +201,10 @@ func (f *Flusher) upload(ctx context.Context, ino uint64) error {
 	}
 	if err != nil {
 		return err
+	}
+	if rec.Incomplete {
+		// A write to it failed: its bytes are not what the program wrote.
+		return writeback.Permanent(fmt.Errorf("%s", rec.Err))
 	}
 	r, size, gen, err := s.Reader(ino)
 	if errors.Is(err, cache.ErrNotFound) {

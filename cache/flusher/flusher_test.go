@@ -99,7 +99,7 @@ func newFlusher(t *testing.T, s *cache.Store, c remote.Client, o Options) *Flush
 
 func stage(t *testing.T, s *cache.Store, parent, name string, data []byte) uint64 {
 	t.Helper()
-	rec, err := s.Create(parent, name, "")
+	rec, err := s.Create(parent, name, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +299,7 @@ func TestRestartResumes(t *testing.T) {
 	data := bytes.Repeat([]byte("x"), 3000)
 	s := open()
 	ino := stage(t, s, "syn1", "a.csv", data)
-	if err := s.Rename(ino, "syn2", "b.csv"); err != nil {
+	if err := s.Rename(ino, "syn2", "b.csv", ""); err != nil {
 		t.Fatal(err)
 	}
 	// First run: the upload fails transiently, then the daemon stops.

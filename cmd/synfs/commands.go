@@ -198,6 +198,9 @@ func statusText(st *control.Status) string {
 		fmt.Fprintf(&b, "; cache %s of %s used", humanize.IBytes(uint64(t.CacheUsed)), humanize.IBytes(uint64(t.CacheMax)))
 	}
 	b.WriteString("\n")
+	if st.Problem != "" {
+		fmt.Fprintf(&b, "PROBLEM: %s\n", st.Problem)
+	}
 	for _, f := range st.Files {
 		fmt.Fprintf(&b, "%-10s %s  %s", f.State, f.Path, humanize.IBytes(uint64(f.Size)))
 		if f.PartsTotal > 0 {

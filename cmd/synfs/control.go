@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -65,13 +66,13 @@ func (mc *mountControl) uploaded(rec cache.Record, e *remote.Entity) {
 	mc.uploadedFiles++
 	mc.uploadedBytes += rec.Size
 	mc.mu.Unlock()
-	path, _ := mc.fsys.PathOf(rec.ParentID, rec.Name)
+	path := mc.pathOf(rec.ParentID, rec.Dir, rec.Name)
 	mc.log.Info("uploaded "+path, "id", e.ID, "version", e.Version, "size", rec.Size)
 }
 
 // failed is called for each file Synapse refused for good.
 func (mc *mountControl) failed(rec cache.Record, reason string) {
-	path, _ := mc.fsys.PathOf(rec.ParentID, rec.Name)
+	path := mc.pathOf(rec.ParentID, rec.Dir, rec.Name)
 	mc.log.Info("upload failed for good: "+path+": "+reason, "size", rec.Size, "fix", "synfs retry PATH after fixing the cause, or synfs discard PATH")
 }
 
@@ -121,6 +122,17 @@ func (mc *mountControl) rate(now time.Time, moved int64) float64 {
 	return float64(moved-first.n) / d
 }
 
+// pathOf names a staged file by its path under the mount: from the
+// folder's node when it has been visited since the mount started, else from
+// the folder path recorded at staging, else "synID/name".
+func (mc *mountControl) pathOf(parentID, dir, name string) string {
+	p, known := mc.fsys.PathOf(parentID, name)
+	if !known && dir != "" {
+		return path.Join(dir, name)
+	}
+	return p
+}
+
 // files lists the staged files in status form.
 func (mc *mountControl) files() []control.File {
 	st := mc.fl.Status()
@@ -130,7 +142,8 @@ func (mc *mountControl) files() []control.File {
 			ID: s.Ino, ParentID: s.ParentID, Name: s.Name, Size: s.Size,
 			Attempts: s.Attempts, Error: s.Err, PartsDone: s.PartsDone, PartsTotal: s.PartsOf,
 		}
-		f.Path, _ = mc.fsys.PathOf(s.ParentID, s.Name)
+		f.Path = mc.pathOf(s.ParentID, s.Dir, s.Name)
+		f.Incomplete = s.Incomplete
 		f.State = fileState(s)
 		if s.PartsOf > 0 {
 			f.BytesDone = min(s.Size, int64(s.PartsDone)*remote.PartSizeFor(s.Size))
@@ -198,6 +211,9 @@ func (mc *mountControl) Status() control.Status {
 		t.ETASeconds = &eta
 	}
 	t.CacheUsed, t.CacheMax = mc.store.Used(), mc.store.MaxSize()
+	if err := mc.store.Health(); err != nil {
+		st.Problem = err.Error()
+	}
 	return st
 }
 
@@ -230,6 +246,12 @@ func (mc *mountControl) Retry(arg string, all bool) ([]string, error) {
 	}
 	var paths []string
 	for _, f := range matched {
+		if f.Incomplete {
+			if !all {
+				return paths, fmt.Errorf("%s is incomplete (a write to it failed): copy it again, or synfs discard it", f.Path)
+			}
+			continue
+		}
 		mc.fl.EnqueueNow(f.ID)
 		paths = append(paths, f.Path)
 		mc.log.Info("retry " + f.Path + " now (asked)")

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/synfs/synfs/cache"
@@ -27,7 +26,7 @@ import (
 
 type mountFlags struct {
 	endpoint, config, profile, cacheDir, root, maxSize, logFile string
-	delay, attrTTL                                              time.Duration
+	delay, attrTTL, spaceWait                                   time.Duration
 	transfers, parts, restConcurrency, restRate                 int
 	allowOther, verbose, useEmulator, daemon, adopt             bool
 }
@@ -50,7 +49,8 @@ func cmdMount(args []string) int {
 	fl.StringVar(&f.profile, "profile", os.Getenv("SYNAPSE_PROFILE"), "config `profile` section to use")
 	fl.StringVar(&f.cacheDir, "cache-dir", "", "write cache `directory` (one synfs per directory; default "+cacheBase()+"/HOST-USERID, one per Synapse endpoint and user, or "+cacheBase()+"/demo for the embedded emulator)")
 	fl.StringVar(&f.root, "root", "", "mount this project or folder (`synID`) instead of all your projects")
-	fl.StringVar(&f.maxSize, "cache-max-size", "", "largest amount of not-yet-uploaded data to hold, e.g. 50G (default: the cache disk's free space less 5%)")
+	fl.StringVar(&f.maxSize, "cache-max-size", "", "largest amount of not-yet-uploaded data to hold, e.g. 50G (default: no fixed cap; staging always leaves 5% of the cache disk free, at least 64 MiB, at most 8 GiB)")
+	fl.DurationVar(&f.spaceWait, "space-wait", 30*time.Second, "how long a write into a full cache waits for uploads to free space before it fails with 'No space left on device'")
 	fl.DurationVar(&f.delay, "writeback-delay", 5*time.Second, "wait this long after a file is closed before uploading it")
 	fl.DurationVar(&f.attrTTL, "attr-ttl", time.Second, "how long the kernel caches attributes (folder listings are cached 10 times as long)")
 	fl.IntVar(&f.transfers, "transfers", 16, "files uploaded at once")
@@ -162,12 +162,9 @@ func mount(mountpoint string, args []string, f mountFlags) int {
 		defer lf.Close()
 		logw.set(lf)
 	}
-	if maxSize == 0 {
-		maxSize = defaultMaxSize(cacheDir)
-	}
 	// The cache's lock comes first: a second mount of a cache in use stops
 	// here, before the embedded emulator or anything else starts.
-	store, err := cache.Open(cache.Options{Dir: filepath.Join(cacheDir, "stage"), MaxSize: maxSize, Logger: log})
+	store, err := cache.Open(cache.Options{Dir: filepath.Join(cacheDir, "stage"), MaxSize: maxSize, SpaceWait: f.spaceWait, Logger: log})
 	if err != nil {
 		return fail(1, "%v", err)
 	}
@@ -408,19 +405,4 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("%q is not a size like 50G", s)
 	}
 	return int64(n * float64(mult)), nil
-}
-
-// defaultMaxSize is the cache disk's free space less 5%, so that staging
-// never fills the disk.
-func defaultMaxSize(dir string) int64 {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		return 0
-	}
-	free := int64(st.Bavail) * int64(st.Bsize)
-	total := int64(st.Blocks) * int64(st.Bsize)
-	if m := free - total/20; m > 1<<30 {
-		return m
-	}
-	return 1 << 30
 }

@@ -678,7 +678,7 @@ func TestAdoptStaged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, err := s.Create(data, "old.txt", "")
+	rec, err := s.Create(data, "old.txt", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
