@@ -16,6 +16,7 @@ const (
 	tabCounter = 'i' // i/next                    → next unallocated ino:8
 	tabGC      = 'g' // g/flush                   → empty: scratch key used to flush the memtable before GC
 	tabOwner   = 'o' // o/owner                   → Owner (JSON): the endpoint and user the staged files are for
+	tabAnnot   = 'a' // a/<ino:8>                 → annotations to apply once the file's entity exists (JSON)
 )
 
 var (
@@ -38,6 +39,12 @@ func recordKey(ino uint64) []byte { return inoKey(tabRecord, ino) }
 
 // pendingKey is d/<ino>.
 func pendingKey(ino uint64) []byte { return inoKey(tabPending, ino) }
+
+// annotKey is a/<ino>.
+func annotKey(ino uint64) []byte { return inoKey(tabAnnot, ino) }
+
+// parseAnnotKey returns the ino of an a/ key.
+func parseAnnotKey(k []byte) (uint64, bool) { return parseInoKey(tabAnnot, k) }
 
 // chunkPrefix is c/<ino>, the prefix of all of ino's chunks.
 func chunkPrefix(ino uint64) []byte { return inoKey(tabChunk, ino) }

@@ -11,6 +11,9 @@ func TestKeysRoundTrip(t *testing.T) {
 		if got, ok := parseRecordKey(recordKey(ino)); !ok || got != ino {
 			t.Errorf("parseRecordKey(recordKey(%d)) = %d, %v; want %d, true", ino, got, ok, ino)
 		}
+		if got, ok := parseAnnotKey(annotKey(ino)); !ok || got != ino {
+			t.Errorf("parseAnnotKey(annotKey(%d)) = %d, %v; want %d, true", ino, got, ok, ino)
+		}
 		if got, ok := parsePendingKey(pendingKey(ino)); !ok || got != ino {
 			t.Errorf("parsePendingKey(pendingKey(%d)) = %d, %v; want %d, true", ino, got, ok, ino)
 		}

@@ -102,6 +102,26 @@ func childMain(op, a, b string) int {
 		err = os.Symlink(a, b)
 	case "link":
 		err = os.Link(a, b)
+	case "getxattr":
+		res.Data, err = getxattr(a, b)
+	case "setxattr", "setxattr-create", "setxattr-replace":
+		flags := map[string]int{"setxattr": 0, "setxattr-create": 1, "setxattr-replace": 2}[op] // XATTR_CREATE, XATTR_REPLACE
+		var v []byte
+		if v, err = io.ReadAll(os.Stdin); err == nil {
+			err = syscall.Setxattr(a, b, v, flags)
+		}
+	case "removexattr":
+		err = syscall.Removexattr(a, b)
+	case "listxattr":
+		buf := make([]byte, 64<<10)
+		var n int
+		if n, err = syscall.Listxattr(a, buf); err == nil {
+			for _, name := range bytes.Split(buf[:n], []byte{0}) {
+				if len(name) > 0 {
+					res.Names = append(res.Names, string(name))
+				}
+			}
+		}
 	default:
 		err = errors.New("unknown child op " + op)
 	}
@@ -143,6 +163,38 @@ func child(t *testing.T, op, a, b string, stdin []byte) (childResult, error) {
 		return res, errors.New(res.Err)
 	}
 	return res, nil
+}
+
+// getxattr reads attribute name of path the way getfattr does: size
+// first, then the value.
+func getxattr(path, name string) ([]byte, error) {
+	n, err := syscall.Getxattr(path, name, nil)
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, n)
+	n, err = syscall.Getxattr(path, name, buf)
+	return buf[:n], err
+}
+
+func xGetxattr(t *testing.T, p, name string) (string, error) {
+	res, err := child(t, "getxattr", p, name, nil)
+	return string(res.Data), err
+}
+
+func xSetxattr(t *testing.T, p, name, value string) error {
+	_, err := child(t, "setxattr", p, name, []byte(value))
+	return err
+}
+
+func xRemovexattr(t *testing.T, p, name string) error {
+	_, err := child(t, "removexattr", p, name, nil)
+	return err
+}
+
+func xListxattr(t *testing.T, p string) ([]string, error) {
+	res, err := child(t, "listxattr", p, "", nil)
+	return res.Names, err
 }
 
 func xWriteFile(t *testing.T, p string, b []byte) error {

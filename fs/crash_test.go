@@ -263,3 +263,52 @@ func TestCrashDuringMultipart(t *testing.T) {
 	}
 	_ = context.Background
 }
+
+// TestCrashKeepsStagedAnnotations: annotations set on a staged file survive
+// kill -9 and arrive with the upload after the remount.
+func TestCrashKeepsStagedAnnotations(t *testing.T) {
+	requireFUSE(t)
+	em, url, folder := newEmulator(t, emulator.Options{})
+	cacheDir, mnt := t.TempDir(), t.TempDir()
+	d := startDaemon(t, url, cacheDir, mnt, "--writeback-delay", "1h")
+	p := filepath.Join(mnt, "Demo Project", "Data", "sample.fastq")
+	if err := xWriteFile(t, p, []byte("@r1\nACGT\n+\nIIII\n")); err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range map[string]string{"user.assay": "rnaSeq", "user.reps": "[1, 2]"} {
+		if err := xSetxattr(t, p, name, v); err != nil {
+			t.Fatalf("setxattr %s on a staged file: %v", name, err)
+		}
+	}
+	if got, err := xGetxattr(t, p, "user.reps"); err != nil || got != "[1, 2]" {
+		t.Errorf("user.reps of the staged file: got %q, %v", got, err)
+	}
+	for _, c := range em.Children(folder) {
+		if c.Name == "sample.fastq" {
+			t.Fatal("the file was uploaded before the crash; the test needs it staged")
+		}
+	}
+	d.kill9(t)
+
+	startDaemon(t, url, cacheDir, mnt)
+	var id string
+	waitFor(t, time.Minute, "the upload after the remount", func() bool {
+		for _, c := range em.Children(folder) {
+			if c.Name == "sample.fastq" {
+				id = c.ID
+			}
+		}
+		return id != ""
+	})
+	waitFor(t, time.Minute, "the file to count as uploaded", func() bool {
+		st, err := xGetxattr(t, p, "user.synfs.state")
+		return err == nil && st == "uploaded"
+	})
+	info, _ := em.Entity(id)
+	if a := info.Annotations; len(a["assay"]) != 1 || a["assay"][0] != "rnaSeq" || len(a["reps"]) != 2 {
+		t.Errorf("annotations in Synapse once uploaded: got %v, want assay=rnaSeq, reps=[1 2]", a)
+	}
+	if got, err := xGetxattr(t, p, "user.synapse.id"); err != nil || got != id {
+		t.Errorf("user.synapse.id after upload: got %q, %v; want %q", got, err, id)
+	}
+}

@@ -20,6 +20,11 @@ var (
 	errNoProjects = errors.New("the mount root holds Synapse projects: create projects on synapse.org, then folders and files inside them")
 	errReadOnly   = errors.New("this entity type is shown read-only")
 	errNoLinks    = errors.New("Synapse keeps no symbolic or hard links")
+
+	errNoAttr         = errors.New("no such attribute")
+	errAttrExists     = errors.New("attribute exists")
+	errXattrNamespace = errors.New("only user.* extended attributes are kept (Synapse annotations)")
+	errXattrReadOnly  = errors.New("user.synapse.* and user.synfs.* are read-only")
 )
 
 // Errno maps an error from the remote, the cache or this package to the errno
@@ -38,8 +43,19 @@ func Errno(err error) syscall.Errno {
 		return syscall.ENOTDIR
 	case errors.Is(err, errNotEmpty):
 		return syscall.ENOTEMPTY
-	case errors.Is(err, errNoProjects), errors.Is(err, errReadOnly), errors.Is(err, errNoLinks):
+	case errors.Is(err, errNoProjects), errors.Is(err, errReadOnly), errors.Is(err, errNoLinks),
+		errors.Is(err, errXattrReadOnly):
 		return syscall.EPERM
+	case errors.Is(err, errNoAttr):
+		return syscall.ENODATA
+	case errors.Is(err, errAttrExists):
+		return syscall.EEXIST
+	case errors.Is(err, errXattrNamespace):
+		return syscall.ENOTSUP
+	case errors.Is(err, remote.ErrTooManyAnnotations):
+		return syscall.ENOSPC
+	case errors.Is(err, remote.ErrAnnotationTooLarge):
+		return syscall.E2BIG
 	case errors.Is(err, cache.ErrNoSpace):
 		return syscall.ENOSPC
 	case errors.Is(err, cache.ErrCacheGone):
@@ -70,7 +86,7 @@ func (fsys *FS) errno(op, path string, err error) error {
 	}
 	n := Errno(err)
 	level := slog.LevelWarn
-	if n == syscall.ENOENT || n == syscall.EINTR {
+	if n == syscall.ENOENT || n == syscall.EINTR || n == syscall.ENODATA {
 		level = slog.LevelDebug
 	}
 	fsys.log.Log(context.Background(), level, op+" "+path+": "+errText(err), "errno", n.Error())

@@ -49,6 +49,7 @@ type FS struct {
 	store   *cache.Store
 	flusher *flusher.Flusher
 	meta    *meta.Cache
+	anns    *annCache // annotations by entity ID, for xattrs
 	user    remote.User
 	rootID  string
 	valid   time.Duration
@@ -82,6 +83,7 @@ func New(o Options) *FS {
 		client: o.Client, store: o.Store, flusher: o.Flusher, meta: o.Meta,
 		rootID: o.RootID, valid: o.AttrValid, uid: o.UID, gid: o.GID, log: o.Logger,
 		dirs: map[string]*dir{}, byID: map[string]*file{}, byIno: map[uint64]*file{},
+		anns: newAnnCache(10 * o.AttrValid),
 	}
 	if o.User != nil {
 		fsys.user = *o.User
@@ -124,6 +126,7 @@ func (fsys *FS) Statfs(ctx context.Context, req *fuse.StatfsRequest, resp *fuse.
 // the new version.
 func (fsys *FS) Uploaded(rec cache.Record, e *remote.Entity) {
 	fsys.meta.Put(*e)
+	fsys.anns.drop(e.ID)
 	fsys.mu.Lock()
 	n := fsys.byIno[rec.Ino]
 	if n == nil {

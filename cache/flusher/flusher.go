@@ -90,6 +90,7 @@ func New(store *cache.Store, client remote.Client, o Options) *Flusher {
 // Start queues, without delay, every file the store still has to upload:
 // those staged before a restart or crash.
 func (f *Flusher) Start(ctx context.Context) error {
+	f.pruneAnnotations()
 	inos, err := f.store.Pending()
 	if err != nil {
 		return err
@@ -265,6 +266,9 @@ func (f *Flusher) upload(ctx context.Context, ino uint64) error {
 		}
 		err = fmt.Errorf("Synapse reports %s after upload, want size %d, MD5 %s", got, size, u.MD5)
 	}
+	if err == nil {
+		err = f.annotate(ctx, ino, e)
+	}
 	if err != nil {
 		return f.failed(ctx, rec, gen, err)
 	}
@@ -285,6 +289,7 @@ func (f *Flusher) upload(ctx context.Context, ino uint64) error {
 		}
 		f.o.OnUploaded(done, e)
 	}
+	f.annotateLate(ctx, ino, e)
 	return nil
 }
 
@@ -325,6 +330,13 @@ func permanentReason(err error) (string, bool) {
 	var re *remote.Error
 	if errors.As(err, &re) && re.Reason != "" {
 		detail = ": " + re.Reason
+	}
+	if errors.Is(err, errAnnotations) && !errors.Is(err, remote.ErrTransient) && !errors.Is(err, remote.ErrStale) {
+		// The file is in Synapse; its annotations were refused.
+		if detail == "" {
+			detail = ": " + err.Error()
+		}
+		return "the file is in Synapse, but Synapse refused its annotations (fix them with setfattr)" + detail, true
 	}
 	switch {
 	case errors.Is(err, remote.ErrNotCertified):

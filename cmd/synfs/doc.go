@@ -9,6 +9,7 @@
 //	synfs unmount MOUNTPOINT [--now]
 //	synfs retry PATH|--all
 //	synfs discard PATH
+//	synfs annotate MANIFEST [--mount MOUNTPOINT] [--dry-run]
 //	synfs emulator [flags]
 //	synfs version
 //	synfs help [COMMAND]
@@ -72,6 +73,22 @@
 //	--adopt-staged          take over files staged by a synfs that recorded no owner
 //	-v                      verbose log
 //
+// Every file and folder has extended attributes: user.synapse.id, .version,
+// .md5 and .etag (read-only), user.synfs.state (uploaded, dirty, uploading,
+// failed: REASON, empty), and user.KEY for each Synapse annotation KEY, which
+// setfattr sets and removes. See docs/semantics.md for how values are typed.
+//
+// # synfs annotate
+//
+// Applies a manifest in the format of "synapse manifest" and "synapse sync"
+// (a TSV with path and parent, optional name, one column per annotation) to
+// the files in a synfs mount: each row is matched to the file name (or the
+// base name of path) in the folder whose Synapse ID is parent, uploaded or
+// still staged, and each annotation cell is set as user.KEY. Rows that match
+// nothing are reported, and the exit code is 1. --dry-run shows what would
+// change. --mount names the mount when there are several. The provenance
+// columns are not applied.
+//
 // # synfs emulator
 //
 // Serves a local emulator of Synapse's REST API: see docs/emulator.md.
@@ -85,8 +102,8 @@
 //
 // # Limitations
 //
-// Synapse keeps no modes, owners, links or extended attributes; chmod and
-// chown succeed without effect. Empty files stay in the cache (Synapse
+// Synapse keeps no modes, owners or links; chmod and chown succeed without
+// effect. Extended attributes outside user. are not kept (ENOTSUP). Empty files stay in the cache (Synapse
 // refuses 0-byte files). mkdir, rm and mv of uploaded entities need Synapse
 // reachable. Ctrl-C does not wait for uploads; synfs unmount does. See
 // docs/semantics.md.

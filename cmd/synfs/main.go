@@ -24,6 +24,7 @@ func init() {
 		{"unmount", "MOUNTPOINT [--now]", "wait for the uploads, then unmount (--now: at once)", cmdUnmount},
 		{"retry", "PATH|--all", "upload failed files again now", cmdRetry},
 		{"discard", "PATH", "delete a failed or empty staged file from the cache", cmdDiscard},
+		{"annotate", "MANIFEST [flags]", "apply a synapse manifest/sync TSV's annotations to files in the mount", cmdAnnotate},
 		{"emulator", "[flags]", "serve a local Synapse emulator (for trying synfs and for tests)", cmdEmulator},
 		{"version", "", "print the version", cmdVersion},
 		{"help", "[COMMAND]", "show help for a command", cmdHelp},

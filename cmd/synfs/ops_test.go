@@ -158,7 +158,7 @@ func childNames(em *emulator.Server, parent string) map[string]bool {
 func q(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 func TestHelpVersionUsage(t *testing.T) {
-	for _, args := range [][]string{{"help", "wait"}, {"wait", "--help"}, {"help", "status"}, {"status", "-h"}, {"unmount", "--help"}, {"retry", "--help"}, {"discard", "--help"}, {"mount", "--help"}, {"help"}, {"--help"}} {
+	for _, args := range [][]string{{"help", "wait"}, {"wait", "--help"}, {"help", "status"}, {"status", "-h"}, {"unmount", "--help"}, {"retry", "--help"}, {"discard", "--help"}, {"mount", "--help"}, {"annotate", "--help"}, {"help", "annotate"}, {"help"}, {"--help"}} {
 		code, out, errOut := synfsOut(t, args...)
 		if code != 0 || !strings.Contains(out, "Usage:") || errOut != "" {
 			t.Errorf("synfs %v: exit %d, stdout %q, stderr %q; want 0 and the usage on stdout", args, code, out, errOut)
@@ -168,7 +168,7 @@ func TestHelpVersionUsage(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, "synfs ") || !strings.Contains(out, "go1.") {
 		t.Errorf("synfs version: exit %d, %q", code, out)
 	}
-	for _, c := range []struct{ args []string }{{[]string{"unmount"}}, {[]string{"discard"}}, {[]string{"retry"}}, {[]string{"mount"}}} {
+	for _, c := range []struct{ args []string }{{[]string{"unmount"}}, {[]string{"discard"}}, {[]string{"retry"}}, {[]string{"mount"}}, {[]string{"annotate"}}} {
 		code, out, errOut := synfsOut(t, c.args...)
 		first, _, _ := strings.Cut(errOut, "\n")
 		if code != 2 || out != "" || !strings.Contains(first, "missing") || !strings.Contains(errOut, "Usage: synfs "+c.args[0]) {

@@ -106,8 +106,10 @@
 // downloads need DOWNLOAD.
 //
 // Annotations (v2) need the entity's current etag (412 otherwise) and
-// UPDATE plus certification, check the key pattern, 100 keys, 100 values
-// per key and the value types, and issue a new entity etag.
+// UPDATE plus certification, check the key pattern and the reserved
+// _accessRequirementIds, at most 100 keys, 1000 values per key, 1000
+// characters per string value and 100,000 per key, and the value types, and
+// issue a new entity etag and modifiedOn.
 //
 // Multipart: fileName, fileSizeBytes, partSizeBytes and contentMD5Hex are
 // required; the file name follows the entity name rules; size at least one

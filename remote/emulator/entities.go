@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf16"
 
 	"github.com/synfs/synfs/remote"
 )
@@ -655,27 +656,41 @@ func annotationsOut(e *entity) map[string]any {
 
 var annotationKey = regexp.MustCompile(`^[a-zA-Z0-9,_.]+$`)
 
+// checkAnnotations applies Synapse's AnnotationsV2Utils.validateAnnotations
+// and the per-type value validators, with their messages.
 func checkAnnotations(m map[string]*annotation) *apiError {
-	if len(m) > 100 {
-		return errf(http.StatusBadRequest, "Exceeded maximum number of annotation keys: 100")
+	if len(m) > remote.MaxAnnotationKeys {
+		return errf(http.StatusBadRequest, "Exceeded maximum number of annotation keys: %d", remote.MaxAnnotationKeys)
 	}
 	for k, a := range m {
-		if !annotationKey.MatchString(k) {
-			return errf(http.StatusBadRequest, "Invalid annotation name: '%s'. Annotation names may only contain; letters, numbers, '_' and '.'", k)
+		key := strings.TrimSpace(k)
+		if key == "" {
+			return errf(http.StatusBadRequest, "Annotation names cannot be empty strings")
 		}
-		if k == "_accessRequirementIds" {
-			return errf(http.StatusBadRequest, "The annotation key _accessRequirementIds is reserved")
+		if !annotationKey.MatchString(key) {
+			return errf(http.StatusBadRequest, "Invalid annotation name: '%s'. Annotation names may only contain; letters, numbers, '_' and '.'", key)
+		}
+		if strings.EqualFold(key, "_accessRequirementIds") {
+			return errf(http.StatusBadRequest, "Invalid annotation name: '%s'. The annotation name is a system reserved annotation.", key)
 		}
 		if a == nil || a.Values == nil {
-			return errf(http.StatusBadRequest, "Value list for annotation key '%s' cannot be null", k)
+			return errf(http.StatusBadRequest, "value list for key=%s can not be null", k)
 		}
-		if len(a.Values) > 100 {
-			return errf(http.StatusBadRequest, "Exceeded maximum number of values for annotation key: '%s'. Max: 100", k)
+		if len(a.Values) > remote.MaxAnnotationValues {
+			return errf(http.StatusBadRequest, "key=%s has exceeded the maximum number of values allowed: %d", k, remote.MaxAnnotationValues)
 		}
+		total := 0
 		for _, v := range a.Values {
 			var bad bool
 			switch a.Type {
 			case "STRING":
+				n := len(utf16.Encode([]rune(v)))
+				if n > remote.MaxAnnotationString {
+					return errf(http.StatusBadRequest, "A single string annotation value cannot exceed %d characters.", remote.MaxAnnotationString)
+				}
+				if total += n; total > remote.MaxAnnotationListChars {
+					return errf(http.StatusBadRequest, "The sum of all string values for annotation '%s' cannot exceed %d characters.", k, remote.MaxAnnotationListChars)
+				}
 			case "LONG", "TIMESTAMP_MS":
 				_, err := strconv.ParseInt(v, 10, 64)
 				bad = err != nil

@@ -510,6 +510,32 @@ func TestAnnotations(t *testing.T) {
 	if info, _ := e.s.Entity(e.folder); info.Annotations["assay"][0] != "rnaSeq" {
 		t.Errorf("stored annotations: got %v", info.Annotations)
 	}
+	// The current limits of Synapse's AnnotationsV2Utils and value validators.
+	put := func(m map[string]any) resp {
+		a["annotations"] = m
+		return e.do(e.alice, "PUT", "/repo/v1/entity/"+e.folder+"/annotations2", a)
+	}
+	str := func(vals ...string) map[string]any { return map[string]any{"type": "STRING", "value": vals} }
+	want(t, put(map[string]any{"_accessRequirementIds": str("1")}), http.StatusBadRequest,
+		"Invalid annotation name: '_accessRequirementIds'. The annotation name is a system reserved annotation.")
+	want(t, put(map[string]any{"s": str(strings.Repeat("x", 1001))}), http.StatusBadRequest,
+		"A single string annotation value cannot exceed 1000 characters.")
+	sum := make([]string, 101)
+	for i := range sum {
+		sum[i] = strings.Repeat("y", 1000)
+	}
+	want(t, put(map[string]any{"s": str(sum...)}), http.StatusBadRequest,
+		"The sum of all string values for annotation 's' cannot exceed 100000 characters.")
+	vals := make([]string, 1001)
+	for i := range vals {
+		vals[i] = "1"
+	}
+	want(t, put(map[string]any{"n": map[string]any{"type": "LONG", "value": vals}}), http.StatusBadRequest,
+		"key=n has exceeded the maximum number of values allowed: 1000")
+	want(t, put(map[string]any{"n": map[string]any{"type": "LONG", "value": vals[:1000]}, "s": str(strings.Repeat("x", 1000))}), http.StatusOK, "")
+	if info, _ := e.s.Entity(e.folder); len(info.Annotations["n"]) != 1000 {
+		t.Errorf("stored values of n: got %d, want 1000", len(info.Annotations["n"]))
+	}
 }
 
 func TestBundle(t *testing.T) {

@@ -122,6 +122,7 @@ func Run(t *testing.T, env Env) {
 	t.Run("Move", s.testMove)
 	t.Run("Delete", s.testDelete)
 	t.Run("Annotations", s.testAnnotations)
+	t.Run("AnnotationUpdate", s.testAnnotationUpdate)
 	t.Run("Permissions", s.testPermissions)
 	t.Run("Uncertified", s.testUncertified)
 	t.Run("NoAccess", s.testNoAccess)
@@ -552,6 +553,53 @@ func (s *suite) testAnnotations(t *testing.T) {
 	wantKind(t, "SetAnnotations with a stale etag", s.c.SetAnnotations(s.ctx, e.ID, stale), remote.ErrStale)
 	if g, err := s.c.Get(s.ctx, e.ID); err != nil || g.Etag != a.Etag {
 		t.Errorf("entity etag after SetAnnotations: got %v, %v, want %q", g, err, a.Etag)
+	}
+}
+
+// testAnnotationUpdate checks remote.UpdateAnnotations against the client:
+// a write from stale values meets the 412 and is re-applied on fresh ones,
+// keeping the other change; and Synapse's limits are refused.
+func (s *suite) testAnnotationUpdate(t *testing.T) {
+	e := s.upload(t, s.root.ID, "updated.txt", []byte("notes"))
+	stale, err := s.c.Annotations(s.ctx, e.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.UpdateAnnotations(s.ctx, s.c, e.ID, nil, func(m map[string]remote.AnnotationValue) error {
+		m["other"] = remote.AnnotationValue{Type: remote.TypeTimestamp, Values: []string{"1706695200000"}}
+		return nil
+	}); err != nil {
+		t.Fatalf("UpdateAnnotations: %v", err)
+	}
+	got, err := remote.UpdateAnnotations(s.ctx, s.c, e.ID, stale, func(m map[string]remote.AnnotationValue) error {
+		m["mine"] = remote.AnnotationValue{Type: remote.TypeDouble, Values: []string{"0.5", "2.0"}}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("UpdateAnnotations from stale values: %v", err)
+	}
+	b, err := s.c.Annotations(s.ctx, e.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Etag != got.Etag || b.Values["other"].Type != remote.TypeTimestamp || !slices.Equal(b.Values["mine"].Values, []string{"0.5", "2.0"}) {
+		t.Errorf("after a write from stale values: got %+v, want other (kept) and mine", b)
+	}
+	long := &remote.Annotations{Etag: b.Etag, Values: map[string]remote.AnnotationValue{
+		"s": {Type: remote.TypeString, Values: []string{strings.Repeat("x", remote.MaxAnnotationString+1)}}}}
+	wantKind(t, "a string value over the limit", s.c.SetAnnotations(s.ctx, e.ID, long), remote.ErrInvalid)
+	many := &remote.Annotations{Etag: b.Etag, Values: map[string]remote.AnnotationValue{}}
+	for i := range remote.MaxAnnotationKeys + 1 {
+		many.Values[fmt.Sprint("k", i)] = remote.AnnotationValue{Type: remote.TypeLong, Values: []string{"1"}}
+	}
+	wantKind(t, "101 keys", s.c.SetAnnotations(s.ctx, e.ID, many), remote.ErrInvalid)
+	if _, err := remote.UpdateAnnotations(s.ctx, s.c, e.ID, nil, func(m map[string]remote.AnnotationValue) error {
+		for k, v := range many.Values {
+			m[k] = v
+		}
+		return nil
+	}); !errors.Is(err, remote.ErrTooManyAnnotations) {
+		t.Errorf("UpdateAnnotations past 100 keys: got %v, want ErrTooManyAnnotations before any write", err)
 	}
 }
 

@@ -561,6 +561,14 @@ func (f *fake) annotationsLocked(w http.ResponseWriter, r *http.Request, u *fuse
 			writeReason(w, 400, "bad json")
 			return
 		}
+		vals := map[string]remote.AnnotationValue{}
+		for k, v := range a.Annotations {
+			vals[k] = remote.AnnotationValue{Type: v.Type, Values: v.Value}
+		}
+		if err := remote.ValidateAnnotations(vals); err != nil {
+			writeReason(w, 400, err.Error())
+			return
+		}
 		if a.Etag != e.e.Etag {
 			writeReason(w, 412, "Object: "+id+" was updated since you last fetched it, retrieve it again and re-apply the update")
 			return
