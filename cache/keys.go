@@ -15,12 +15,14 @@ const (
 	tabPending = 'd' // d/<ino:8>                 → empty: the record needs uploading
 	tabCounter = 'i' // i/next                    → next unallocated ino:8
 	tabGC      = 'g' // g/flush                   → empty: scratch key used to flush the memtable before GC
+	tabOwner   = 'o' // o/owner                   → Owner (JSON): the endpoint and user the staged files are for
 	tabAnnot   = 'a' // a/<ino:8>                 → annotations to apply once the file's entity exists (JSON)
 )
 
 var (
 	keyNextIno = []byte("i/next")
 	keyGCFlush = []byte("g/flush")
+	keyOwner   = []byte{tabOwner, '/', 'o', 'w', 'n', 'e', 'r'} // o/owner
 )
 
 func tablePrefix(tab byte) []byte { return []byte{tab, '/'} }

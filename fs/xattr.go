@@ -229,7 +229,9 @@ func (fsys *FS) stateOf(t xtarget) (string, error) {
 		switch {
 		case err == nil:
 			switch rec.State {
-			case cache.StateOpen, cache.StateDirty:
+			case cache.StateOpen:
+				return "open", nil
+			case cache.StateDirty:
 				return "dirty", nil
 			case cache.StateUploading:
 				return "uploading", nil
@@ -237,6 +239,8 @@ func (fsys *FS) stateOf(t xtarget) (string, error) {
 				return "failed: " + rec.Err, nil
 			case cache.StateEmpty:
 				return "empty", nil
+			case cache.StateLocal:
+				return "local", nil
 			}
 			return "uploaded", nil
 		case !errors.Is(err, cache.ErrNotFound):

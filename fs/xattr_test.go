@@ -22,10 +22,13 @@ func TestXattrIdentity(t *testing.T) {
 	if err := xWriteFile(t, p, []byte("ACGT\n")); err != nil {
 		t.Fatal(err)
 	}
-	// Staged: a state, no ID yet.
-	if got, err := xGetxattr(t, p, "user.synfs.state"); err != nil || got != "dirty" {
-		t.Errorf("state of a staged file: got %q, %v; want dirty", got, err)
-	}
+	// Staged: a state, no ID yet. The kernel releases the writer's handle
+	// just after close(2) returns; until then the file is "open".
+	var state string
+	waitFor(t, 10*time.Second, "the staged file to be dirty", func() bool {
+		state, _ = xGetxattr(t, p, "user.synfs.state")
+		return state == "dirty"
+	})
 	if _, err := xGetxattr(t, p, "user.synapse.id"); errnoOf(err) != syscall.ENODATA {
 		t.Errorf("user.synapse.id of a staged file: got %v, want ENODATA", err)
 	}

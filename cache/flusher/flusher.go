@@ -32,6 +32,9 @@ type Options struct {
 	// bytes have left the cache), with its record and the entity Synapse
 	// returned. It runs on an upload goroutine and must not block long.
 	OnUploaded func(rec cache.Record, e *remote.Entity)
+	// OnFailed, if set, is called when a file's upload failed permanently
+	// (the record is now Failed with reason), instead of logging it here.
+	OnFailed func(rec cache.Record, reason string)
 
 	// LocalOnly lists name patterns of files never uploaded (see
 	// DefaultLocalOnly, which New uses when it is nil; empty: none).
@@ -57,6 +60,9 @@ type FileStatus struct {
 	Err       string // last failure reason
 	PartsOf   int    // parts of the upload in progress (0 when none)
 	PartsDone int    // parts added so far
+	// Incomplete: a write to the file failed; it is never uploaded until
+	// it is rewritten (see cache.Record.Incomplete).
+	Incomplete bool
 }
 
 // Flusher uploads staged files. Its methods are safe for concurrent use.
@@ -155,7 +161,7 @@ func (f *Flusher) Status() []FileStatus {
 		st := FileStatus{
 			Ino: r.Ino, ParentID: r.ParentID, Name: r.Name, Dir: r.Dir, Size: r.Size,
 			State: r.State.String(), Cache: r.State,
-			Attempts: r.Attempts, Err: r.Err,
+			Attempts: r.Attempts, Err: r.Err, Incomplete: r.Incomplete,
 		}
 		if it, ok := items[r.Ino]; ok {
 			st.Queued, st.Queue, st.Due = true, it.State, it.Due
@@ -324,7 +330,13 @@ func (f *Flusher) failed(ctx context.Context, rec *cache.Record, gen uint64, err
 		if serr := f.store.SetState(rec.Ino, gen, cache.StateFailed, reason); errors.Is(serr, cache.ErrChanged) {
 			return f.requeue(rec.Ino)
 		}
-		f.log.Warn("upload failed: "+reason, "file", rec.Name, "parent", rec.ParentID)
+		if f.o.OnFailed != nil {
+			failed := *rec
+			failed.State, failed.Err = cache.StateFailed, reason
+			f.o.OnFailed(failed, reason)
+		} else {
+			f.log.Warn("upload failed: "+reason, "file", rec.Name, "parent", rec.ParentID)
+		}
 		return writeback.Permanent(err)
 	}
 	_ = f.store.SetState(rec.Ino, gen, cache.StateDirty, err.Error())

@@ -188,7 +188,10 @@ func TestPermanentFailureKeepsBytes(t *testing.T) {
 	c.hook = func(int, *remote.UploadRequest) error {
 		return &remote.Error{Op: "POST /entity", Status: 403, Reason: remote.CertifiedOnlyReason, Kind: remote.ErrNotCertified}
 	}
-	fl := newFlusher(t, s, c, Options{})
+	var failed []string
+	fl := newFlusher(t, s, c, Options{OnFailed: func(r cache.Record, reason string) {
+		failed = append(failed, r.Name+": "+reason) // the queue runs one upload here
+	}})
 	data := []byte("precious bytes")
 	ino := stage(t, s, "syn1", "a", data)
 	fl.EnqueueNow(ino)
@@ -198,6 +201,9 @@ func TestPermanentFailureKeepsBytes(t *testing.T) {
 	}
 	if n := len(c.requests()); n != 1 {
 		t.Fatalf("%d upload attempts, want 1 (no retry)", n)
+	}
+	if len(failed) != 1 || failed[0] != "a: "+NotCertifiedReason {
+		t.Errorf("OnFailed calls = %q; want one with the reason", failed)
 	}
 	rec, _ := s.Get(ino)
 	if rec.State != cache.StateFailed || rec.Err != NotCertifiedReason {

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -38,23 +37,12 @@ Flags:
 `
 
 func cmdAnnotate(args []string) int {
-	fl := flag.NewFlagSet("synfs annotate", flag.ContinueOnError)
-	fl.Usage = func() { fmt.Fprint(fl.Output(), annotateUsage); fl.PrintDefaults() }
+	fl := newFlagSet("annotate", annotateUsage)
 	mnt := fl.String("mount", "", "the synfs `MOUNTPOINT` (default: the only synfs mount)")
 	dry := fl.Bool("dry-run", false, "show what would change, change nothing")
-	var manifest string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		manifest, args = args[0], args[1:]
-	}
-	if err := fl.Parse(args); err != nil {
-		return 2
-	}
-	if manifest == "" && fl.NArg() > 0 {
-		manifest = fl.Arg(0)
-	}
-	if manifest == "" {
-		fl.Usage()
-		return 2
+	manifest, code := parseWithArg(fl, args, "MANIFEST")
+	if code >= 0 {
+		return code
 	}
 	f, err := os.Open(manifest)
 	if err != nil {

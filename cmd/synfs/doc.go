@@ -4,15 +4,23 @@
 // Usage:
 //
 //	synfs mount MOUNTPOINT [flags]
+//	synfs status [MOUNTPOINT] [--json] [--watch]
+//	synfs wait [MOUNTPOINT] [--timeout D]
+//	synfs unmount MOUNTPOINT [--now]
+//	synfs retry PATH|--all
+//	synfs discard PATH
 //	synfs annotate MANIFEST [--mount MOUNTPOINT] [--dry-run]
 //	synfs emulator [flags]
+//	synfs version
+//	synfs help [COMMAND]
 //
 // # synfs mount
 //
 // Mounts the caller's Synapse projects (or, with --root synID, one project
 // or folder) at MOUNTPOINT, which must be an empty directory. Projects and
 // folders are directories; files are files. Bytes written are staged in a
-// Badger write cache under --cache-dir (default ~/.cache/synfs, mode 0700)
+// Badger write cache under --cache-dir (default ~/.cache/synfs/HOST-USERID,
+// one per Synapse endpoint and user; mode 0700)
 // and uploaded in the background with Synapse's multipart upload; close(2)
 // returns once they are in the cache and fsync(2) once they are on disk.
 // Staged files not yet uploaded survive kill -9 and reboots: they are
@@ -24,10 +32,25 @@
 // With no token and no --endpoint, synfs mounts an embedded emulator with a
 // demo project, so that it can be tried without an account.
 //
-// The mount runs in the foreground; SIGINT or SIGTERM unmounts it. The file
-// MOUNTPOINT/.synfs/status lists every staged file (by its folder's Synapse
-// ID and name) with its state (open, dirty, uploading, failed, empty),
-// attempts, upload progress and last error.
+// The cache records the endpoint and user it stages for; a mount of another
+// endpoint or user is refused while files are staged (--adopt-staged takes
+// over files from a cache that recorded none).
+//
+// The mount runs in the foreground (SIGINT or SIGTERM unmounts it at once; a
+// second one detaches a busy mount), or in the background with --daemon,
+// logging to --log-file (default CACHE_DIR/synfs.log). The file
+// MOUNTPOINT/.synfs/status lists every staged file with its state.
+//
+// # synfs status, wait, unmount, retry, discard
+//
+// These talk to the running mount through its control socket,
+// CACHE_DIR/control.sock (package control), found from MOUNTPOINT in the
+// mount table. status lists every file not yet in Synapse (--json: the
+// stable format of docs/operations.md); wait blocks until every file staged
+// when it started is in Synapse (exit 0; 1 when some failed for good; 3 on
+// --timeout; 4 when no mount answers); unmount waits likewise and then
+// unmounts (--now: at once; exit 5 when busy); retry queues failed files
+// again; discard deletes a failed or empty staged file.
 //
 // Flags:
 //
@@ -45,6 +68,9 @@
 //	--attr-ttl D            kernel attribute cache time (default 1s; listings 10x)
 //	--allow-other           let other users see the mount
 //	--emulator              mount the embedded emulator even with a token
+//	--daemon                run in the background once the mount answers
+//	--log-file FILE         log here (default stderr; CACHE_DIR/synfs.log with --daemon)
+//	--adopt-staged          take over files staged by a synfs that recorded no owner
 //	-v                      verbose log
 //
 // Every file and folder has extended attributes: user.synapse.id, .version,
@@ -79,5 +105,6 @@
 // Synapse keeps no modes, owners or links; chmod and chown succeed without
 // effect. Extended attributes outside user. are not kept (ENOTSUP). Empty files stay in the cache (Synapse
 // refuses 0-byte files). mkdir, rm and mv of uploaded entities need Synapse
-// reachable. Unmounting does not wait for uploads. See docs/semantics.md.
+// reachable. Ctrl-C does not wait for uploads; synfs unmount does. See
+// docs/semantics.md.
 package main

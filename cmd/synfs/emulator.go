@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"flag"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -16,7 +16,7 @@ func (l *listFlag) String() string     { return "" }
 func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 
 func cmdEmulator(args []string) int {
-	fl := flag.NewFlagSet("synfs emulator", flag.ContinueOnError)
+	fl := newFlagSet("emulator", "Usage: synfs emulator [flags]\n\nServes a local emulator of Synapse's REST API (docs/emulator.md).\n\nFlags:\n")
 	addr := fl.String("addr", "127.0.0.1:8780", "`host:port` to listen on")
 	data := fl.String("data", "", "keep entities and file bytes in `DIR` across restarts (default: memory)")
 	token := fl.String("token", "", "the demo user's token (default: random, printed)")
@@ -24,7 +24,13 @@ func cmdEmulator(args []string) int {
 	var users, faults listFlag
 	fl.Var(&users, "user", "add a user `NAME:TOKEN[:uncertified]` (repeatable)")
 	fl.Var(&faults, "fault", "inject a fault, e.g. \"PUT /s3/:503:p=0.2\" (repeatable; see docs/emulator.md)")
-	if err := fl.Parse(args); err != nil {
+	pos, code := parse(fl, args)
+	if code >= 0 {
+		return code
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(os.Stderr, "synfs emulator: unexpected argument %q\n", pos[0])
+		fl.Usage()
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

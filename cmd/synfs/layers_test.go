@@ -24,6 +24,8 @@ func TestLayers(t *testing.T) {
 			switch {
 			case pkg == "remote" && !std(d):
 				t.Errorf("remote imports %s: it may import only the standard library", d)
+			case pkg == "control" && !std(d):
+				t.Errorf("control imports %s: it may import only the standard library", d)
 			case pkg == "cache/writeback" && !std(d):
 				t.Errorf("cache/writeback imports %s: it may import only the standard library", d)
 			case strings.HasPrefix(d, "github.com/dgraph-io/badger") && pkg != "cache":

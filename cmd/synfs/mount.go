@@ -3,22 +3,21 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/synfs/synfs/cache"
 	"github.com/synfs/synfs/cache/flusher"
 	"github.com/synfs/synfs/cache/meta"
+	"github.com/synfs/synfs/control"
 	"github.com/synfs/synfs/fs"
 	"github.com/synfs/synfs/remote"
 	"github.com/synfs/synfs/remote/emulator"
@@ -26,28 +25,30 @@ import (
 )
 
 type mountFlags struct {
-	endpoint, config, profile, cacheDir, root, maxSize string
-	localOnly                                          string
-	delay, attrTTL, spaceWait                          time.Duration
-	transfers, parts, restConcurrency, restRate        int
-	allowOther, verbose, useEmulator                   bool
+	endpoint, config, profile, cacheDir, root, maxSize, logFile string
+	localOnly                                                   string
+	delay, attrTTL, spaceWait                                   time.Duration
+	transfers, parts, restConcurrency, restRate                 int
+	allowOther, verbose, useEmulator, daemon, adopt             bool
 }
+
+const mountUsage = `Usage: synfs mount MOUNTPOINT [flags]
+
+Mounts your Synapse projects at MOUNTPOINT. Files copied in are staged in the cache
+directory and uploaded in the background. The token comes from ~/.synapseConfig
+([default] or [authentication] authtoken) or SYNAPSE_AUTH_TOKEN. With no token and no
+--endpoint, synfs mounts a local Synapse emulator with a demo project.
+
+Flags:
+`
 
 func cmdMount(args []string) int {
 	var f mountFlags
-	fl := flag.NewFlagSet("synfs mount", flag.ContinueOnError)
-	fl.Usage = func() {
-		fmt.Fprint(fl.Output(), "Usage: synfs mount MOUNTPOINT [flags]\n\n"+
-			"Mounts your Synapse projects at MOUNTPOINT. Files copied in are staged in the cache\n"+
-			"directory and uploaded in the background. The token comes from ~/.synapseConfig\n"+
-			"([default] or [authentication] authtoken) or SYNAPSE_AUTH_TOKEN. With no token and no\n"+
-			"--endpoint, synfs mounts a local Synapse emulator with a demo project.\n\nFlags:\n")
-		fl.PrintDefaults()
-	}
+	fl := newFlagSet("mount", mountUsage)
 	fl.StringVar(&f.endpoint, "endpoint", "", "Synapse base `URL`: uses URL/repo/v1, URL/file/v1, URL/auth/v1 (default: production, or [endpoints] in the config)")
 	fl.StringVar(&f.config, "config", "", "Synapse config `file` (default ~/.synapseConfig)")
 	fl.StringVar(&f.profile, "profile", os.Getenv("SYNAPSE_PROFILE"), "config `profile` section to use")
-	fl.StringVar(&f.cacheDir, "cache-dir", defaultCacheDir(), "write cache `directory` (one synfs per directory)")
+	fl.StringVar(&f.cacheDir, "cache-dir", "", "write cache `directory` (one synfs per directory; default "+cacheBase()+"/HOST-USERID, one per Synapse endpoint and user, or "+cacheBase()+"/demo for the embedded emulator)")
 	fl.StringVar(&f.root, "root", "", "mount this project or folder (`synID`) instead of all your projects")
 	fl.StringVar(&f.maxSize, "cache-max-size", "", "largest amount of not-yet-uploaded data to hold, e.g. 50G (default: no fixed cap; staging always leaves 5% of the cache disk free, at least 64 MiB, at most 8 GiB)")
 	fl.DurationVar(&f.spaceWait, "space-wait", 30*time.Second, "how long a write into a full cache waits for uploads to free space before it fails with 'No space left on device'")
@@ -61,25 +62,18 @@ func cmdMount(args []string) int {
 	fl.BoolVar(&f.allowOther, "allow-other", false, "let other users see the mount (needs user_allow_other in /etc/fuse.conf)")
 	fl.BoolVar(&f.verbose, "v", false, "log every operation and upload step")
 	fl.BoolVar(&f.useEmulator, "emulator", false, "mount a local Synapse emulator even when a token is configured")
-	// Go's flag package stops at the first non-flag: accept MOUNTPOINT first too.
-	var mountpoint string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		mountpoint, args = args[0], args[1:]
+	fl.BoolVar(&f.daemon, "daemon", false, "run in the background: return once the mount answers, log to --log-file")
+	fl.StringVar(&f.logFile, "log-file", "", "write the log to `file` (default: stderr; with --daemon, CACHE_DIR/synfs.log)")
+	fl.BoolVar(&f.adopt, "adopt-staged", false, "upload files staged by a synfs that did not record their Synapse endpoint and user to this one")
+	mountpoint, code := parseWithArg(fl, args, "MOUNTPOINT")
+	if code >= 0 {
+		return code
 	}
-	if err := fl.Parse(args); err != nil {
-		return 2
-	}
-	if mountpoint == "" && fl.NArg() > 0 {
-		mountpoint = fl.Arg(0)
-	}
-	if mountpoint == "" {
-		fl.Usage()
-		return 2
-	}
-	return mount(mountpoint, f)
+	return mount(mountpoint, args, f)
 }
 
-func defaultCacheDir() string {
+// cacheBase is the folder of the default cache directories.
+func cacheBase() string {
 	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
 		return filepath.Join(d, "synfs")
 	}
@@ -89,13 +83,40 @@ func defaultCacheDir() string {
 	return filepath.Join(os.TempDir(), "synfs")
 }
 
-func mount(mountpoint string, f mountFlags) int {
+// defaultCacheDir is the cache directory of one endpoint and user, so that
+// staged files never meet another Synapse or another account.
+func defaultCacheDir(repoEndpoint, userID string) string {
+	host := "synapse.org"
+	if repoEndpoint != synapse.DefaultRepoEndpoint {
+		host = repoEndpoint
+		if u, err := url.Parse(repoEndpoint); err == nil && u.Host != "" {
+			host = u.Host
+		}
+	}
+	host = strings.NewReplacer(":", "_", "/", "_").Replace(host)
+	return filepath.Join(cacheBase(), host+"-"+userID)
+}
+
+func mount(mountpoint string, args []string, f mountFlags) int {
+	child := os.Getenv(envDaemonChild) != ""
+	if f.daemon && !child {
+		return daemonize(args)
+	}
+	getenv := os.Getenv
+	if child {
+		getenv = daemonGetenv()
+	}
 	level := slog.LevelInfo
 	if f.verbose {
 		level = slog.LevelDebug
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	if err := fs.CheckMountpoint(mountpoint); err != nil {
+	logw := &switchWriter{w: os.Stderr}
+	refused := &refusals{}
+	log := slog.New(refusalHandler{slog.NewTextHandler(logw, &slog.HandlerOptions{Level: level}), refused})
+	if abs, err := filepath.Abs(mountpoint); err == nil {
+		mountpoint = abs
+	}
+	if err := prepareMountpoint(mountpoint, log); err != nil {
 		return fail(1, "%v", err)
 	}
 	maxSize, err := parseSize(f.maxSize)
@@ -109,17 +130,76 @@ func mount(mountpoint string, f mountFlags) int {
 	if localOnly == nil {
 		localOnly = []string{}
 	}
-	if err := os.MkdirAll(f.cacheDir, 0o700); err != nil {
-		return fail(1, "cache directory: %v", err)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, force, stop := shutdownSignals()
 	defer stop()
 
-	cfg, where, cleanup, err := clientConfig(ctx, f, log)
+	cfg, where, emu, err := clientSettings(f, getenv)
 	if err != nil {
 		return fail(1, "%v", err)
 	}
-	defer cleanup()
+	cacheDir := f.cacheDir
+	var me *remote.User
+	if cacheDir == "" {
+		if emu {
+			cacheDir = filepath.Join(cacheBase(), "demo")
+		} else {
+			if me, err = whoAmI(ctx, cfg, where); err != nil {
+				return fail(1, "%v", err)
+			}
+			cacheDir = defaultCacheDir(cfg.RepoEndpoint, me.ID)
+		}
+		if _, err := os.Stat(filepath.Join(cacheBase(), "stage")); err == nil {
+			log.Warn("an older synfs kept its cache in " + cacheBase() + ": files staged there upload only with --cache-dir " + cacheBase() + " --adopt-staged")
+		}
+	}
+	if cacheDir, err = filepath.Abs(cacheDir); err != nil {
+		return fail(1, "cache directory: %v", err)
+	}
+	if err := os.MkdirAll(cacheDir, 0o700); err != nil {
+		return fail(1, "cache directory: %v", err)
+	}
+	os.Chmod(cacheDir, 0o700)
+	logFile := f.logFile
+	if logFile == "" && child {
+		logFile = filepath.Join(cacheDir, "synfs.log")
+	}
+	if logFile != "" {
+		lf, err := os.OpenFile(logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return fail(1, "--log-file: %v", err)
+		}
+		defer lf.Close()
+		logw.set(lf)
+	}
+	// The cache's lock comes first: a second mount of a cache in use stops
+	// here, before the embedded emulator or anything else starts.
+	store, err := cache.Open(cache.Options{Dir: filepath.Join(cacheDir, "stage"), MaxSize: maxSize, SpaceWait: f.spaceWait, Logger: log})
+	if err != nil {
+		return fail(1, "%v", err)
+	}
+	defer store.Close()
+	if emu {
+		cleanup, err := startEmulator(&cfg, cacheDir, f, log)
+		if err != nil {
+			return fail(1, "%v", err)
+		}
+		defer cleanup()
+	}
+	if me == nil {
+		if me, err = whoAmI(ctx, cfg, where); err != nil {
+			return fail(1, "%v", err)
+		}
+	}
+	owner := cache.Owner{Endpoint: cfg.RepoEndpoint, UserID: me.ID, UserName: me.UserName}
+	if emu {
+		owner.Endpoint = "emulator:" + filepath.Join(cacheDir, "emulator")
+	}
+	if err := bindOwner(store, owner, cacheDir, f.adopt, log); err != nil {
+		return fail(1, "%v", err)
+	}
+	if !me.Certified {
+		log.Warn("your Synapse account " + me.UserName + " is not a Certified User: you can browse, but creating folders or files will fail with 'Permission denied' until you pass the Certified User quiz (synapse.org → Account Settings → Certification)")
+	}
 	cfg.Logger = log
 	cfg.PartConcurrency = f.parts
 	if cfg.MaxConcurrent == 0 {
@@ -132,40 +212,17 @@ func mount(mountpoint string, f mountFlags) int {
 	if err != nil {
 		return fail(1, "%v", err)
 	}
-	// Ask who we are with few retries, so that a wrong endpoint fails at once.
-	check := cfg
-	check.MaxRetries, check.RetryCap = 2, time.Second
-	check.Logger = slog.New(slog.DiscardHandler)
-	checker, err := synapse.New(check)
-	if err != nil {
-		return fail(1, "%v", err)
-	}
-	meCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	me, err := checker.Me(meCtx)
-	cancel()
-	switch {
-	case errors.Is(err, remote.ErrUnauthenticated):
-		return fail(1, "Synapse refused the token (%s): create a new Personal Access Token on synapse.org (Account Settings) and put it in ~/.synapseConfig", where)
-	case err != nil:
-		return fail(1, "cannot reach Synapse at %s: %v", cfg.RepoEndpoint, err)
-	}
-	if !me.Certified {
-		log.Warn("your Synapse account " + me.UserName + " is not a Certified User: you can browse, but creating folders or files will fail with 'Permission denied' until you pass the Certified User quiz (synapse.org → Account Settings → Certification)")
-	}
-	store, err := cache.Open(cache.Options{Dir: filepath.Join(f.cacheDir, "stage"), MaxSize: maxSize, SpaceWait: f.spaceWait, Logger: log})
-	if err != nil {
-		return fail(1, "%v", err)
-	}
-	defer store.Close()
 
 	var fsys *fs.FS
+	mc := &mountControl{mountpoint: mountpoint, cacheDir: cacheDir, owner: owner, store: store, refused: refused, log: log}
 	delay := f.delay
 	if delay == 0 {
 		delay = -1 // the queue reads 0 as its default; 0 here means none
 	}
 	fl := flusher.New(store, client, flusher.Options{
 		Delay: delay, Transfers: f.transfers, Logger: log, LocalOnly: localOnly,
-		OnUploaded: func(rec cache.Record, e *remote.Entity) { fsys.Uploaded(rec, e) },
+		OnUploaded: func(rec cache.Record, e *remote.Entity) { fsys.Uploaded(rec, e); mc.uploaded(rec, e) },
+		OnFailed:   mc.failed,
 	})
 	fsys = fs.New(fs.Options{
 		Client: client, Store: store, Flusher: fl, User: me, RootID: f.root,
@@ -173,6 +230,9 @@ func mount(mountpoint string, f mountFlags) int {
 		AttrValid: f.attrTTL, UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), Logger: log,
 	})
 	defer fsys.Close()
+	mc.fl, mc.fsys = fl, fsys
+	newMountControl(mc)
+	defer mc.close()
 	if f.root != "" {
 		e, err := client.Get(ctx, f.root)
 		if err != nil {
@@ -182,86 +242,119 @@ func mount(mountpoint string, f mountFlags) int {
 			return fail(1, "--root %s is a %s, not a project or folder", f.root, e.Kind)
 		}
 	}
-	m, err := fs.Mount(mountpoint, fsys, fs.MountOptions{AllowOther: f.allowOther})
+	ctl, err := control.Listen(cacheDir, mc, log)
 	if err != nil {
 		return fail(1, "%v", err)
 	}
+	m, err := fs.Mount(mountpoint, fsys, fs.MountOptions{AllowOther: f.allowOther, FSName: control.FSName(cacheDir)})
+	if err != nil {
+		ctl.Close()
+		return fail(1, "%v", err)
+	}
+	mc.setMounted(m)
 	if err := fl.Start(ctx); err != nil {
 		log.Warn("re-queueing staged files: " + err.Error())
 	}
-	fmt.Fprintf(os.Stderr, "synfs: mounted %s as %s at %s (cache %s); Ctrl-C to unmount\n", where, me.UserName, mountpoint, f.cacheDir)
+	// The mount answers before synfs says it is mounted.
+	if _, err := os.Stat(filepath.Join(mountpoint, fs.StatusDirName)); err != nil {
+		log.Warn("the mount does not answer: " + err.Error())
+	}
+	stopHow := "Ctrl-C or synfs unmount " + mountpoint + " to unmount"
+	if child {
+		stopHow = "synfs unmount " + mountpoint + " to unmount"
+	}
+	msg := fmt.Sprintf("synfs: mounted %s as %s at %s (cache %s); %s", where, me.UserName, mountpoint, cacheDir, stopHow)
+	fmt.Fprintln(os.Stderr, msg)
+	if child {
+		log.Info(strings.TrimPrefix(msg, "synfs: "))
+		os.Chdir("/") // a daemon holds no directory (and so no mount) busy
+		daemonReady(logw)
+	}
 
+	served := true
 	select {
 	case <-ctx.Done():
+		served = unmountOnSignal(m, force, log)
 	case <-m.Done():
 	}
-	uctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := m.Unmount(uctx); err != nil {
-		log.Warn(err.Error())
-	}
+	ctl.Close()
 	fl.Close()
-	if left := pendingCount(store); left > 0 {
-		fmt.Fprintf(os.Stderr, "synfs: unmounted; %d staged file(s) not uploaded yet: they upload when synfs mounts with --cache-dir %s again\n", left, f.cacheDir)
-	} else {
-		fmt.Fprintln(os.Stderr, "synfs: unmounted; everything was uploaded")
-	}
-	if m.Err() != nil {
+	fmt.Fprint(os.Stderr, shutdownMessage(mc, cacheDir))
+	if served && m.Err() != nil {
 		return fail(1, "serve: %v", m.Err())
 	}
 	return 0
 }
 
-func pendingCount(store *cache.Store) int {
-	p, err := store.Pending()
+// whoAmI asks Synapse who the token belongs to, with few retries, so that a
+// wrong endpoint or token fails at once.
+func whoAmI(ctx context.Context, cfg synapse.Config, where string) (*remote.User, error) {
+	check := cfg
+	check.MaxRetries, check.RetryCap = 2, time.Second
+	check.Logger = slog.New(slog.DiscardHandler)
+	checker, err := synapse.New(check)
 	if err != nil {
-		return -1
+		return nil, err
 	}
-	return len(p)
+	meCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	me, err := checker.Me(meCtx)
+	switch {
+	case errors.Is(err, remote.ErrUnauthenticated):
+		return nil, fmt.Errorf("Synapse refused the token (%s): create a new Personal Access Token on synapse.org (Account Settings) and put it in ~/.synapseConfig", where)
+	case err != nil:
+		return nil, fmt.Errorf("cannot reach Synapse at %s: %v", cfg.RepoEndpoint, err)
+	}
+	return me, nil
 }
 
-// clientConfig finds the endpoint and token: flags, then ~/.synapseConfig,
-// then SYNAPSE_AUTH_TOKEN. With no token and no endpoint (or --emulator), it
-// starts the embedded emulator and returns its config.
-func clientConfig(ctx context.Context, f mountFlags, log *slog.Logger) (synapse.Config, string, func(), error) {
-	nop := func() {}
+// clientSettings finds the endpoint and token: flags, then ~/.synapseConfig,
+// then SYNAPSE_AUTH_TOKEN. With no token and no endpoint (or --emulator),
+// emu is true: the embedded emulator is to be started (startEmulator).
+func clientSettings(f mountFlags, getenv func(string) string) (cfg synapse.Config, where string, emu bool, err error) {
 	// "" is ~/.synapseConfig, which may be missing; a --config file must exist.
-	st, err := synapse.LoadSettings(f.config, f.profile, os.Getenv)
+	st, err := synapse.LoadSettings(f.config, f.profile, getenv)
 	if err != nil {
-		return synapse.Config{}, "", nop, err
+		return cfg, "", false, err
 	}
-	cfg := synapse.Config{RepoEndpoint: st.RepoEndpoint, FileEndpoint: st.FileEndpoint, AuthEndpoint: st.AuthEndpoint, Token: st.Token}
+	cfg = synapse.Config{RepoEndpoint: st.RepoEndpoint, FileEndpoint: st.FileEndpoint, AuthEndpoint: st.AuthEndpoint, Token: st.Token}
 	if f.endpoint != "" {
 		cfg.RepoEndpoint, cfg.FileEndpoint, cfg.AuthEndpoint = synapse.Endpoints(f.endpoint)
 	}
 	if !f.useEmulator && (st.Token != "" || f.endpoint != "") {
 		if st.Token == "" {
-			return cfg, "", nop, fmt.Errorf("no Synapse token: put authtoken in ~/.synapseConfig ([default] section) or set SYNAPSE_AUTH_TOKEN")
+			return cfg, "", false, fmt.Errorf("no Synapse token: put authtoken in ~/.synapseConfig ([default] section) or set SYNAPSE_AUTH_TOKEN")
 		}
 		where := "Synapse"
 		if f.endpoint != "" {
 			where = f.endpoint
 		}
-		return cfg, where + " (token from " + st.TokenSource + ")", nop, nil
+		return cfg, where + " (token from " + st.TokenSource + ")", false, nil
 	}
-	// The embedded emulator: a demo Synapse on a loopback port, its data kept
-	// next to the cache so the demo survives a remount.
-	token, err := demoToken(filepath.Join(f.cacheDir, "emulator"))
+	return cfg, "the embedded emulator", true, nil
+}
+
+// startEmulator starts the embedded emulator: a demo Synapse on a loopback
+// port, its data kept next to the cache so the demo survives a remount. It
+// points cfg at it.
+func startEmulator(cfg *synapse.Config, cacheDir string, f mountFlags, log *slog.Logger) (func(), error) {
+	dir := filepath.Join(cacheDir, "emulator")
+	token, err := demoToken(dir)
 	if err != nil {
-		return cfg, "", nop, err
+		return nil, err
 	}
-	em, err := emulator.New(emulator.Options{DataDir: filepath.Join(f.cacheDir, "emulator")})
+	em, err := emulator.New(emulator.Options{DataDir: dir})
 	if err != nil {
-		return cfg, "", nop, fmt.Errorf("embedded emulator: %w", err)
+		return nil, fmt.Errorf("embedded emulator: %w", err)
 	}
 	if _, _, err := em.Seed(token); err != nil {
 		em.Close()
-		return cfg, "", nop, fmt.Errorf("embedded emulator: %w", err)
+		return nil, fmt.Errorf("embedded emulator: %w", err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		em.Close()
-		return cfg, "", nop, fmt.Errorf("embedded emulator: %w", err)
+		return nil, fmt.Errorf("embedded emulator: %w", err)
 	}
 	srv := &http.Server{Handler: em}
 	go srv.Serve(ln)
@@ -270,8 +363,8 @@ func clientConfig(ctx context.Context, f mountFlags, log *slog.Logger) (synapse.
 	cfg.Token = token
 	// The embedded emulator does not throttle: no need to pace like Synapse.
 	cfg.MaxConcurrent, cfg.RatePerMinute = max(f.restConcurrency, 16), max(f.restRate, 1<<20)
-	log.Info("no Synapse token configured: using the embedded Synapse emulator at " + base + " (demo data in " + filepath.Join(f.cacheDir, "emulator") + ")")
-	return cfg, "the embedded emulator", func() { srv.Close(); em.Close() }, nil
+	log.Info("no Synapse token configured: using the embedded Synapse emulator at " + base + " (demo data in " + dir + ")")
+	return func() { srv.Close(); em.Close() }, nil
 }
 
 // demoToken returns the embedded emulator's token, made once and kept in
