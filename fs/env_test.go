@@ -1,6 +1,7 @@
 package fs_test
 
 import (
+	"cmp"
 	"context"
 	"crypto/md5"
 	"encoding/hex"
@@ -54,6 +55,7 @@ type envOptions struct {
 	emuOptions emulator.Options
 	cacheDir   string
 	noStart    bool
+	metaTTL    time.Duration // listings' TTL (default 1 s)
 }
 
 func requireFUSE(t testing.TB) {
@@ -136,9 +138,10 @@ func (e *env) mount(o envOptions) {
 	}
 	var fsys *fs.FS
 	fl := flusher.New(store, e.client, flusher.Options{Delay: delay, Transfers: 4, Logger: log,
-		OnUploaded: func(rec cache.Record, ent *remote.Entity) { fsys.Uploaded(rec, ent) }})
+		OnUploaded: func(rec cache.Record, ent *remote.Entity) { fsys.Uploaded(rec, ent) },
+		Absent:     func(parentID, name string) bool { return fsys.Absent(parentID, name) }})
 	fsys = fs.New(fs.Options{Client: e.client, Store: store, Flusher: fl, User: me,
-		Meta: meta.New(meta.Options{TTL: time.Second}), AttrValid: 100 * time.Millisecond,
+		Meta: meta.New(meta.Options{TTL: cmp.Or(o.metaTTL, time.Second)}), AttrValid: 100 * time.Millisecond,
 		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), Logger: log})
 	mnt := t.TempDir()
 	m, err := fs.Mount(mnt, fsys, fs.MountOptions{})

@@ -200,6 +200,17 @@ func (fsys *FS) retire(n *file) {
 	}
 }
 
+// Absent reports whether a fresh cached listing of parentID says it has
+// no entity called name (the flusher's Options.Absent).
+func (fsys *FS) Absent(parentID, name string) bool {
+	l := fsys.meta.Listing(parentID)
+	if l == nil {
+		return false
+	}
+	_, ok := l.Get(name)
+	return !ok
+}
+
 // dirNode returns the one node for container e.
 func (fsys *FS) dirNode(e remote.Entity, parent *dir, path string) *dir {
 	fsys.mu.Lock()

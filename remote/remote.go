@@ -102,6 +102,12 @@ type UploadRequest struct {
 	EntityID string
 	Etag     string
 
+	// Absent says the caller knows that no entity called Name is in
+	// ParentID (a fresh listing): Upload then skips its lookup before the
+	// bytes move. It stays exactly-once: a create that clashes looks the
+	// name up and updates what it finds.
+	Absent bool
+
 	// Parts, when not nil, is called after each part has been added, with
 	// the part number (from 1) and the count of parts. It must not block.
 	Parts func(part, of int)

@@ -36,6 +36,11 @@ type Options struct {
 	// (the record is now Failed with reason), instead of logging it here.
 	OnFailed func(rec cache.Record, reason string)
 
+	// Absent, if set, reports whether the file system knows (from a fresh
+	// listing) that no entity called name is in parentID: the first
+	// upload attempt of a new file then skips the lookup before create.
+	Absent func(parentID, name string) bool
+
 	// LocalOnly lists name patterns of files never uploaded (see
 	// DefaultLocalOnly, which New uses when it is nil; empty: none).
 	LocalOnly []string
@@ -114,17 +119,25 @@ func (f *Flusher) Start(ctx context.Context) error {
 	return nil
 }
 
-// Enqueue queues ino for upload after the delay (after close(2)).
-func (f *Flusher) Enqueue(ino uint64) { f.add(ino, false) }
+// Enqueue queues ino for upload after the delay (after close(2)). An
+// upload of ino under way goes on (the store's generations stop one whose
+// content changed) and ino is looked at again when it ends.
+func (f *Flusher) Enqueue(ino uint64) {
+	f.q.Touch(ino, f.nameOf(ino), f.put(ino))
+}
 
 // EnqueueNow queues ino for upload at once (fsync).
 func (f *Flusher) EnqueueNow(ino uint64) { f.add(ino, true) }
 
-func (f *Flusher) add(ino uint64, now bool) {
-	name := ""
+func (f *Flusher) nameOf(ino uint64) string {
 	if rec, err := f.store.Get(ino); err == nil {
-		name = path.Join(rec.ParentID, rec.Name)
+		return path.Join(rec.ParentID, rec.Name)
 	}
+	return ""
+}
+
+func (f *Flusher) add(ino uint64, now bool) {
+	name := f.nameOf(ino)
 	if now {
 		f.q.AddNow(ino, name, f.put(ino))
 	} else {
@@ -267,6 +280,9 @@ func (f *Flusher) upload(ctx context.Context, ino uint64) error {
 			return err
 		}
 	}
+	// A first attempt at a new name the listing knows to be free needs no
+	// lookup; after any failure or restart, Upload looks the name up.
+	absent := rec.Attempts == 0 && rec.EntityID == "" && f.o.Absent != nil && f.o.Absent(rec.ParentID, rec.Name)
 	if err := s.SetState(ino, gen, cache.StateUploading, ""); errors.Is(err, cache.ErrChanged) {
 		return f.requeue(ino)
 	} else if err != nil {
@@ -277,7 +293,7 @@ func (f *Flusher) upload(ctx context.Context, ino uint64) error {
 	// and one whose entity was deleted elsewhere meanwhile creates it anew.
 	e, err := f.client.Upload(ctx, &remote.UploadRequest{
 		ParentID: rec.ParentID, Name: rec.Name, Size: size, MD5: u.MD5, Source: r,
-		FileName: u.FileName, PartSize: u.PartSize, ContentType: u.ContentType,
+		FileName: u.FileName, PartSize: u.PartSize, ContentType: u.ContentType, Absent: absent,
 		Parts: func(part, of int) { f.setProgress(ino, part, of) },
 	})
 	if err == nil && (e == nil || e.Size != size || e.MD5 != u.MD5) {

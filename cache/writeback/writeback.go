@@ -150,12 +150,18 @@ func New(o Options) *Queue {
 // already waiting pushes its start back (merging rewrites); adding one that
 // is uploading cancels that upload's context and queues id again once it
 // returns; adding a failed one retries it.
-func (q *Queue) Add(id uint64, name string, put PutFn) { q.add(id, name, put, q.o.Delay) }
+func (q *Queue) Add(id uint64, name string, put PutFn) { q.add(id, name, put, q.o.Delay, true) }
 
 // AddNow is Add without the delay, for fsync and for files found at start.
-func (q *Queue) AddNow(id uint64, name string, put PutFn) { q.add(id, name, put, 0) }
+func (q *Queue) AddNow(id uint64, name string, put PutFn) { q.add(id, name, put, 0, true) }
 
-func (q *Queue) add(id uint64, name string, put PutFn, delay time.Duration) {
+// Touch is Add, except that an upload under way is not cancelled: it is
+// run again, after the delay, once it has returned. It is for events that
+// do not make a running upload wrong (a close), where cancelling would
+// only waste the work done.
+func (q *Queue) Touch(id uint64, name string, put PutFn) { q.add(id, name, put, q.o.Delay, false) }
+
+func (q *Queue) add(id uint64, name string, put PutFn, delay time.Duration, cancel bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
@@ -171,7 +177,9 @@ func (q *Queue) add(id uint64, name string, put PutFn, delay time.Duration) {
 	case it.state == StateUploading:
 		it.name, it.put = name, put
 		it.readd, it.readdAt = true, due
-		it.cancel()
+		if cancel {
+			it.cancel()
+		}
 	default:
 		it.name, it.put = name, put
 		it.state, it.due, it.attempts = StateWaiting, due, 0

@@ -222,6 +222,7 @@ func mount(mountpoint string, args []string, f mountFlags) int {
 	fl := flusher.New(store, client, flusher.Options{
 		Delay: delay, Transfers: f.transfers, Logger: log, LocalOnly: localOnly,
 		OnUploaded: func(rec cache.Record, e *remote.Entity) { fsys.Uploaded(rec, e); mc.uploaded(rec, e) },
+		Absent:     func(parentID, name string) bool { return fsys.Absent(parentID, name) },
 		OnFailed:   mc.failed,
 	})
 	fsys = fs.New(fs.Options{

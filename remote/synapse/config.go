@@ -85,15 +85,16 @@ func Endpoints(base string) (repo, file, auth string) {
 // exports lower-level calls that map one to one onto REST endpoints. A
 // Client is safe for concurrent use.
 type Client struct {
-	cfg   Config
-	repo  string
-	file  string
-	auth  string
-	hc    *http.Client
-	log   *slog.Logger
-	now   func() time.Time
-	limit *limiter
-	dests sync.Map // container ID → *UploadDestination
+	cfg       Config
+	repo      string
+	file      string
+	auth      string
+	hc        *http.Client
+	log       *slog.Logger
+	now       func() time.Time
+	limit     *limiter
+	dests     sync.Map // container ID → *UploadDestination
+	destCalls sync.Map // container ID → *destCall
 }
 
 var _ remote.Client = (*Client)(nil)

@@ -75,9 +75,14 @@ func (c *Client) Upload(ctx context.Context, req *remote.UploadRequest) (*remote
 	}
 
 	// Find the entity first: identical content means there is nothing to do.
-	cur, err := c.uploadTarget(ctx, req)
-	if err != nil {
-		return nil, err
+	// A caller that knows the name is free (a fresh listing) saves the
+	// lookup: a create that clashes falls back to a lookup and an update.
+	var cur *Entity
+	if !req.Absent || req.EntityID != "" {
+		var err error
+		if cur, err = c.uploadTarget(ctx, req); err != nil {
+			return nil, err
+		}
 	}
 	parent := req.ParentID
 	if cur != nil {
@@ -95,7 +100,7 @@ func (c *Client) Upload(ctx context.Context, req *remote.UploadRequest) (*remote
 	if err != nil {
 		return nil, err
 	}
-	return c.attach(ctx, parent, &plan, fh)
+	return c.attach(ctx, parent, &plan, fh, cur)
 }
 
 // uploadPlan is an Upload's request with defaults filled in.
@@ -176,14 +181,20 @@ func (c *Client) holds(ctx context.Context, e *Entity, p *uploadPlan, newHandle 
 }
 
 // attach points the File entity at handle fh: it creates the entity, or
-// updates the existing one unless it already holds this content.
-func (c *Client) attach(ctx context.Context, parent string, p *uploadPlan, fh *FileHandle) (*remote.Entity, error) {
+// updates the existing one unless it already holds this content. found is
+// what Upload's lookup found (nil: nothing, or no lookup); the first try
+// uses it rather than asking again, since a create that clashes and an
+// update that is stale both fall back to a fresh read.
+func (c *Client) attach(ctx context.Context, parent string, p *uploadPlan, fh *FileHandle, found *Entity) (*remote.Entity, error) {
 	req := p.req
 	var last error
-	for range maxUpdateTries {
-		cur, err := c.uploadTarget(ctx, req)
-		if err != nil {
-			return nil, err
+	for try := range maxUpdateTries {
+		cur := found
+		if try > 0 {
+			var err error
+			if cur, err = c.uploadTarget(ctx, req); err != nil {
+				return nil, err
+			}
 		}
 		if cur == nil {
 			e := &Entity{ConcreteType: TypeFileEntity, Name: req.Name, ParentID: parent, DataFileHandleID: fh.ID}
@@ -199,8 +210,12 @@ func (c *Client) attach(ctx context.Context, parent string, p *uploadPlan, fh *F
 			}
 			cur = got
 		}
-		if r, ok, err := c.holds(ctx, cur, p, fh.ID); err != nil || ok {
-			return r, err
+		// Upload checked found's content before the bytes moved, and no
+		// one else knows fh yet: only an entity read since needs a look.
+		if try > 0 || cur != found {
+			if r, ok, err := c.holds(ctx, cur, p, fh.ID); err != nil || ok {
+				return r, err
+			}
 		}
 		if req.EntityID != "" && req.Etag != "" && cur.Etag != req.Etag {
 			return nil, c.staleError(cur)
@@ -274,6 +289,7 @@ func (c *Client) multipart(ctx context.Context, mreq *MultipartUploadRequest, fo
 	if err != nil {
 		return nil, err
 	}
+	resumed := st.State == StateCompleted
 	if st.State != StateCompleted {
 		if int64(len(st.PartsState)) != p.parts {
 			return nil, c.newError("POST /file/multipart", http.StatusCreated,
@@ -297,6 +313,14 @@ func (c *Client) multipart(ctx context.Context, mreq *MultipartUploadRequest, fo
 	if st.ResultFileHandleID == "" {
 		return nil, c.newError("POST /file/multipart", http.StatusCreated, "completed upload has no resultFileHandleId", remote.ErrInvalid)
 	}
+	if !resumed {
+		// Synapse copies the handle's MD5 and size from the request and
+		// checked every part's MD5 as it was added: reading the handle
+		// back would only echo the request.
+		return &FileHandle{ConcreteType: "org.sagebionetworks.repo.model.file.S3FileHandle", ID: st.ResultFileHandleID,
+			ContentMD5: p.md5, ContentSize: p.req.Size, FileName: p.fileName, ContentType: p.contentType}, nil
+	}
+	// An upload Synapse had already completed: check what it holds.
 	return c.GetFileHandle(ctx, st.ResultFileHandleID)
 }
 
@@ -608,8 +632,16 @@ func guessContentType(name string) string {
 
 // uploadDestination is UploadDestination remembered per container: a
 // folder's storage location does not change under a running upload, and
-// asking once saves one REST call per file.
+// asking once saves one REST call per file. Concurrent uploads into one
+// folder ask once between them.
 func (c *Client) uploadDestination(ctx context.Context, parent string) (*UploadDestination, error) {
+	if d, ok := c.dests.Load(parent); ok {
+		return d.(*UploadDestination), nil
+	}
+	v, _ := c.destCalls.LoadOrStore(parent, &destCall{})
+	call := v.(*destCall)
+	call.mu.Lock()
+	defer call.mu.Unlock()
 	if d, ok := c.dests.Load(parent); ok {
 		return d.(*UploadDestination), nil
 	}
@@ -620,3 +652,6 @@ func (c *Client) uploadDestination(ctx context.Context, parent string) (*UploadD
 	c.dests.Store(parent, d)
 	return d, nil
 }
+
+// destCall serializes the first UploadDestination call of a container.
+type destCall struct{ mu sync.Mutex }
