@@ -119,7 +119,7 @@ type Server struct {
 	recent   map[string][]time.Time
 
 	// smu protects the fields below.
-	smu     sync.Mutex
+	smu        sync.Mutex
 	stats      Stats
 	restCounts map[string]int // REST calls by route; see RequestCounts
 	reqs       []RequestRecord
