@@ -58,6 +58,7 @@ type FS struct {
 
 	ctx    context.Context // background work (remote read streams); cancelled by Close
 	cancel context.CancelFunc
+	vers   *versions // file version metadata fetches (browse.go)
 
 	mu    sync.Mutex       // protects the maps below
 	dirs  map[string]*dir  // by Synapse ID
@@ -80,6 +81,7 @@ func New(o Options) *FS {
 		client: o.Client, store: o.Store, flusher: o.Flusher, meta: o.Meta,
 		rootID: o.RootID, valid: o.AttrValid, uid: o.UID, gid: o.GID, log: o.Logger,
 		dirs: map[string]*dir{}, byID: map[string]*file{}, byIno: map[uint64]*file{},
+		vers: newVersions(),
 	}
 	if o.User != nil {
 		fsys.user = *o.User
@@ -130,6 +132,7 @@ func (fsys *FS) Statfs(ctx context.Context, req *fuse.StatfsRequest, resp *fuse.
 // entity e in Synapse. The node keeps its identity and now reads from
 // Synapse; the parent's cached listing learns the entity.
 func (fsys *FS) Uploaded(rec cache.Record, e *remote.Entity) {
+	fsys.keepVersion(rec, e)
 	fsys.meta.Put(*e)
 	fsys.mu.Lock()
 	n := fsys.byIno[rec.Ino]
@@ -209,18 +212,6 @@ func (fsys *FS) forgetDir(d *dir) {
 	if fsys.dirs[d.id] == d && !d.root {
 		delete(fsys.dirs, d.id)
 	}
-}
-
-// listing returns parentID's children, from the metadata cache or Synapse.
-func (fsys *FS) listing(ctx context.Context, parentID string) (*meta.Listing, error) {
-	if l := fsys.meta.Listing(parentID); l != nil {
-		return l, nil
-	}
-	children, err := fsys.client.Children(ctx, parentID)
-	if err != nil {
-		return nil, err
-	}
-	return fsys.meta.SetListing(parentID, children), nil
 }
 
 // canAdd decides at create/mkdir time whether the caller may add children to
