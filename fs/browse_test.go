@@ -1,0 +1,189 @@
+package fs_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/synfs/synfs/remote"
+)
+
+// output runs a command (a child process) and returns its stdout.
+func output(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s%s", name, strings.Join(args, " "), err, out, stderr.Bytes())
+	}
+	return string(out)
+}
+
+// remount unmounts and mounts again on the same cache directory, with
+// fresh in-memory state: what survives is what the cache keeps on disk.
+func (e *env) remount(o envOptions) {
+	e.t.Helper()
+	e.unmount(devOf(e.mnt))
+	e.mount(o)
+}
+
+// uploadBehind creates files in folder straight through the REST API, as
+// another client would, so that the mount has never seen them.
+func (e *env) uploadBehind(folder string, files map[string][]byte) {
+	e.t.Helper()
+	c := e.newClient(demoToken)
+	for name, b := range files {
+		if _, err := c.Upload(context.Background(), &remote.UploadRequest{ParentID: folder, Name: name, Size: int64(len(b)),
+			MD5: md5hex(b), Source: bytes.NewReader(b)}); err != nil {
+			e.t.Fatalf("upload %s: %v", name, err)
+		}
+	}
+}
+
+// lsSizes runs ls -l on dir and returns the size it shows per name.
+func lsSizes(t *testing.T, dir string) map[string]int64 {
+	t.Helper()
+	out := map[string]int64{}
+	for _, line := range strings.Split(output(t, "ls", "-l", dir), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 9 {
+			continue
+		}
+		n, err := strconv.ParseInt(f[4], 10, 64)
+		if err != nil {
+			t.Fatalf("ls -l line %q: %v", line, err)
+		}
+		out[f[len(f)-1]] = n
+	}
+	return out
+}
+
+const (
+	routeChildren = "POST /repo/v1/entity/children"
+	routeBundle   = "POST /repo/v1/entity/{id}/bundle2"
+)
+
+// TestListingRESTCalls pins what `ls -l` costs in REST calls: cold, one
+// bundle2 per file plus the listing pages; again at once, nothing; after a
+// remount, only the listing pages, because sizes are kept per version.
+func TestListingRESTCalls(t *testing.T) {
+	const n = 120 // three pages of 50
+	e := newEnv(t, envOptions{})
+	if err := xMkdir(t, filepath.Join(e.data, "many")); err != nil {
+		t.Fatal(err)
+	}
+	folder := e.remoteFile(e.folder, "many").ID
+	files := map[string][]byte{}
+	for i := range n {
+		files[fmt.Sprintf("f%03d.txt", i)] = bytes.Repeat([]byte{'x'}, i+1)
+	}
+	e.uploadBehind(folder, files)
+	e.remount(envOptions{}) // forget the empty listing of "many"
+
+	check := func(what string, wantBundles, maxPages int) {
+		t.Helper()
+		before := e.em.RequestCounts()
+		got := lsSizes(t, filepath.Join(e.data, "many"))
+		calls := e.em.RequestCounts().Sub(before)
+		for name, b := range files {
+			if got[name] != int64(len(b)) {
+				t.Fatalf("%s: ls -l shows %s with size %d, want %d", what, name, got[name], len(b))
+			}
+		}
+		if calls[routeBundle] != wantBundles || calls[routeChildren] > maxPages || calls.Total() != calls[routeBundle]+calls[routeChildren] {
+			t.Fatalf("%s: ls -l of %d files made REST calls %v; want %d bundle2, at most %d listing pages, nothing else",
+				what, n, calls, wantBundles, maxPages)
+		}
+		t.Logf("%s: %d REST calls for %d files (%v)", what, calls.Total(), n, calls)
+	}
+	// Cold: the root, the project, Data and "many" (3 pages) may be listed.
+	check("cold", n, 6)
+	check("warm", 0, 0)
+	e.remount(envOptions{})
+	check("after a remount", 0, 6)
+}
+
+// TestAttrsSurviveUploadAndRemount checks that the mtime and mode a file
+// was given (cp -p, rsync -a, chmod) are what stat shows after the upload
+// and after a remount, and that a second rsync -a then changes nothing.
+func TestAttrsSurviveUploadAndRemount(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	src := filepath.Join(t.TempDir(), "tree")
+	files := map[string][]byte{}
+	for i := range 30 {
+		files[fmt.Sprintf("d%d/f%02d.dat", i%3, i)] = pattern(100+i*37, byte(i))
+	}
+	writeSource(t, src, files)
+	old := time.Date(2019, 3, 4, 5, 6, 7, 0, time.UTC)
+	for rel := range files {
+		p := filepath.Join(src, rel)
+		if err := os.Chtimes(p, old, old.Add(time.Duration(len(rel))*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(filepath.Join(src, "d0/f00.dat"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.within(2*time.Minute, "rsync", func() { run(t, "rsync", "-a", src+"/", e.data+"/tree/") })
+	e.drain(2 * time.Minute)
+	checkStat := func(what string) {
+		t.Helper()
+		// One stat process for all files: a child process per file costs
+		// a second each under the race detector.
+		args := []string{"-c", "%s %.9Y %a %n"}
+		for rel := range files {
+			args = append(args, filepath.Join(e.data, "tree", rel))
+		}
+		for _, line := range strings.Split(strings.TrimSpace(output(t, "stat", args...)), "\n") {
+			f := strings.SplitN(line, " ", 4)
+			if len(f) != 4 {
+				t.Fatalf("stat line %q", line)
+			}
+			size, _ := strconv.ParseInt(f[0], 10, 64)
+			mtime, mode, name := f[1], f[2], f[3]
+			rel, _ := filepath.Rel(filepath.Join(e.data, "tree"), name)
+			want, err := os.Stat(filepath.Join(src, rel))
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantMtime := fmt.Sprintf("%d.%09d", want.ModTime().Unix(), want.ModTime().Nanosecond())
+			wantMode := strconv.FormatUint(uint64(want.Mode().Perm()), 8)
+			if mtime != wantMtime || size != want.Size() || mode != wantMode {
+				t.Fatalf("%s: %s has mtime %s, size %d, mode %s; want %s, %d, %s", what, rel, mtime, size, mode, wantMtime, want.Size(), wantMode)
+			}
+		}
+	}
+	checkStat("after the upload")
+	e.remount(envOptions{})
+	checkStat("after a remount")
+
+	stats := e.em.Stats()
+	var changed []string
+	e.within(2*time.Minute, "second rsync", func() {
+		for _, line := range strings.Split(output(t, "rsync", "-a", "--itemize-changes", src+"/", e.data+"/tree/"), "\n") {
+			// Directories' own times are not kept (see docs/semantics.md).
+			if line != "" && !strings.HasPrefix(line, ".d") {
+				changed = append(changed, line)
+			}
+		}
+	})
+	if len(changed) > 0 {
+		t.Fatalf("a second rsync -a after a remount changed files:\n%s", strings.Join(changed, "\n"))
+	}
+	e.drain(time.Minute)
+	if after := e.em.Stats(); after.UploadsStarted != stats.UploadsStarted || after.EntityCreates["file"] != stats.EntityCreates["file"] {
+		t.Fatalf("the second rsync uploaded: %d uploads and %d files created before, %d and %d after",
+			stats.UploadsStarted, stats.EntityCreates["file"], after.UploadsStarted, after.EntityCreates["file"])
+	}
+}
