@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -185,5 +186,43 @@ func TestAttrsSurviveUploadAndRemount(t *testing.T) {
 	if after := e.em.Stats(); after.UploadsStarted != stats.UploadsStarted || after.EntityCreates["file"] != stats.EntityCreates["file"] {
 		t.Fatalf("the second rsync uploaded: %d uploads and %d files created before, %d and %d after",
 			stats.UploadsStarted, stats.EntityCreates["file"], after.UploadsStarted, after.EntityCreates["file"])
+	}
+}
+
+// TestNameTooLong checks that every operation that takes a name fails with
+// ENAMETOOLONG for a name over Synapse's 256 characters, and that statfs
+// reports that limit.
+func TestNameTooLong(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	long := strings.Repeat("n", remote.MaxNameLen+1)
+	ok256 := strings.Repeat("k", remote.MaxNameLen)
+	p := func(name string) string { return filepath.Join(e.data, name) }
+	if err := xWriteFile(t, p("ok.txt"), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := xMkdir(t, p("okdir")); err != nil {
+		t.Fatal(err)
+	}
+	ops := [][3]string{
+		{"stat", p(long), ""},
+		{"create", p(long), ""},
+		{"mkdir", p(long), ""},
+		{"rename", p("ok.txt"), p(long)},
+		{"rename", p(long), p("other.txt")},
+		{"unlink", p(long), ""},
+		{"rmdir", p(long), ""},
+		{"rename", p("okdir"), p(long)},
+	}
+	for i, got := range xBatch(t, ops) {
+		if got != syscall.ENAMETOOLONG {
+			t.Errorf("%s %s: got errno %v, want ENAMETOOLONG", ops[i][0], ops[i][1][len(e.data):], got)
+		}
+	}
+	// 256 characters are fine.
+	if got := xBatch(t, [][3]string{{"create", p(ok256), ""}}); got[0] != 0 {
+		t.Errorf("create of a 256-character name: got errno %v, want success", got[0])
+	}
+	if got := strings.TrimSpace(output(t, "stat", "-f", "-c", "%l", e.data)); got != "256" {
+		t.Errorf("statfs name length: got %s, want 256", got)
 	}
 }

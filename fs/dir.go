@@ -74,6 +74,9 @@ func (d *dir) Attr(ctx context.Context, a *fuse.Attr) error {
 
 // entry finds name in d: its staged record and/or its Synapse entity.
 func (d *dir) entry(ctx context.Context, name string) (*cache.Record, *remote.Entity, error) {
+	if err := nameLen(name); err != nil {
+		return nil, nil, err
+	}
 	var rec *cache.Record
 	if d.id != "" {
 		r, err := d.fsys.store.Lookup(d.id, name)
@@ -162,7 +165,7 @@ func (d *dir) Create(ctx context.Context, req *fuse.CreateRequest, resp *fuse.Cr
 }
 
 func (d *dir) create(ctx context.Context, name string, flags fuse.OpenFlags) (*file, *handle, error) {
-	if err := remote.ValidateName(name); err != nil {
+	if err := validName(name); err != nil {
 		return nil, nil, err
 	}
 	if err := d.fsys.canAdd(ctx, d.id); err != nil {
@@ -198,7 +201,7 @@ func (d *dir) create(ctx context.Context, name string, flags fuse.OpenFlags) (*f
 
 func (d *dir) Mkdir(ctx context.Context, req *fuse.MkdirRequest) (bfs.Node, error) {
 	path := d.pathOf(req.Name)
-	if err := remote.ValidateName(req.Name); err != nil {
+	if err := validName(req.Name); err != nil {
 		return nil, d.fsys.errno("mkdir", path, err)
 	}
 	if err := d.fsys.canAdd(ctx, d.id); err != nil {
@@ -316,7 +319,7 @@ func (d *dir) Rename(ctx context.Context, req *fuse.RenameRequest, newDir bfs.No
 }
 
 func (d *dir) rename(ctx context.Context, oldName string, nd *dir, newName string) error {
-	if err := remote.ValidateName(newName); err != nil {
+	if err := validName(newName); err != nil {
 		return err
 	}
 	if nd.id == "" || d.id == "" {

@@ -124,7 +124,7 @@ func (fsys *FS) Statfs(ctx context.Context, req *fuse.StatfsRequest, resp *fuse.
 	resp.Bsize, resp.Frsize = bsize, bsize
 	resp.Blocks, resp.Bfree, resp.Bavail = total/bsize, free/bsize, free/bsize
 	resp.Files, resp.Ffree = 1<<32, 1<<31
-	resp.Namelen = 255
+	resp.Namelen = remote.MaxNameLen
 	return nil
 }
 
