@@ -178,6 +178,11 @@ func (d *dir) create(ctx context.Context, name string, flags fuse.OpenFlags) (*f
 	if e != nil && e.Kind.IsContainer() {
 		return nil, nil, errIsDir
 	}
+	if e == nil && rec == nil {
+		if err := d.hiddenHolds(ctx, name); err != nil {
+			return nil, nil, err
+		}
+	}
 	if rec == nil {
 		entityID := ""
 		if e != nil {
