@@ -219,3 +219,28 @@ func (fsys *FS) setRemoteAttrs(ctx context.Context, e *remote.Entity, mtime time
 // modeBits is how a chmod's mode is kept: the regular-file type bit with
 // the permission bits, so that a mode of 000 is still "set".
 func modeBits(m os.FileMode) uint32 { return 0o100000 | uint32(m.Perm()) }
+
+// staleNode returns the node of e's entity when e is a newer version of
+// it, made elsewhere, and the node has nothing staged: the file then gets a
+// new node, so that the kernel makes a new inode for it. With the
+// writeback cache the kernel keeps a regular file's size as its own and
+// never takes a new one from getattr, so the old inode would show the old
+// version's size for as long as it lives. Versions synfs uploads itself
+// are not newer than the node's (Uploaded sets them).
+func (fsys *FS) staleNode(e *remote.Entity) *file {
+	if e == nil || e.Version < 1 {
+		return nil
+	}
+	fsys.mu.Lock()
+	n := fsys.byID[e.ID]
+	fsys.mu.Unlock()
+	if n == nil {
+		return nil
+	}
+	n.mu.Lock() // not under FS.mu: file.mu comes first in the lock order
+	defer n.mu.Unlock()
+	if n.ino == 0 && n.opens == 0 && n.ent != nil && n.ent.Version > 0 && e.Version > n.ent.Version {
+		return n
+	}
+	return nil
+}

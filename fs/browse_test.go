@@ -226,3 +226,55 @@ func TestNameTooLong(t *testing.T) {
 		t.Errorf("statfs name length: got %s, want 256", got)
 	}
 }
+
+// await polls cond until it holds, failing after d.
+func await(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, d)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestChangesElsewhereShowAfterTTL checks that files added, overwritten
+// and removed behind synfs's back (another client) show through the mount
+// once the listing's TTL (1 s in tests) has passed, in readdir, lookup and
+// stat, while a walk within the TTL lists the folder once.
+func TestChangesElsewhereShowAfterTTL(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	ls := func() string { return output(t, "ls", "-l", e.data) }
+	if strings.Contains(ls(), "behind.txt") {
+		t.Fatal("behind.txt listed before it exists")
+	}
+	start := time.Now()
+	e.uploadBehind(e.folder, map[string][]byte{"behind.txt": []byte("one")})
+	await(t, 5*time.Second, "a file added elsewhere shows in ls -l", func() bool { return strings.Contains(ls(), "behind.txt") })
+	t.Logf("added file shown after %v", time.Since(start).Round(time.Millisecond))
+	p := filepath.Join(e.data, "behind.txt")
+	size := func() int64 {
+		f, err := strconv.ParseInt(strings.TrimSpace(output(t, "stat", "-c", "%s", p)), 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	if got := size(); got != 3 {
+		t.Fatalf("size: got %d, want 3", got)
+	}
+	e.uploadBehind(e.folder, map[string][]byte{"behind.txt": []byte("a longer second version")})
+	await(t, 5*time.Second, "a new version made elsewhere shows its size", func() bool { return size() == 23 })
+	if got := string(output(t, "cat", p)); got != "a longer second version" {
+		t.Fatalf("content: got %q, want the second version", got)
+	}
+	id := e.remoteFile(e.folder, "behind.txt").ID
+	if err := e.newClient(demoToken).Delete(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	await(t, 5*time.Second, "a file removed elsewhere goes", func() bool {
+		err := exec.Command("stat", p).Run()
+		return err != nil && !strings.Contains(ls(), "behind.txt")
+	})
+}

@@ -16,17 +16,17 @@ import (
 )
 
 var (
-	_ bfs.Node               = (*dir)(nil)
-	_ bfs.NodeStringLookuper = (*dir)(nil)
-	_ bfs.HandleReadDirAller = (*dir)(nil)
-	_ bfs.NodeCreater        = (*dir)(nil)
-	_ bfs.NodeMkdirer        = (*dir)(nil)
-	_ bfs.NodeRemover        = (*dir)(nil)
-	_ bfs.NodeRenamer        = (*dir)(nil)
-	_ bfs.NodeForgetter      = (*dir)(nil)
-	_ bfs.NodeFsyncer        = (*dir)(nil)
-	_ bfs.NodeSymlinker      = (*dir)(nil)
-	_ bfs.NodeLinker         = (*dir)(nil)
+	_ bfs.Node                = (*dir)(nil)
+	_ bfs.NodeRequestLookuper = (*dir)(nil)
+	_ bfs.HandleReadDirAller  = (*dir)(nil)
+	_ bfs.NodeCreater         = (*dir)(nil)
+	_ bfs.NodeMkdirer         = (*dir)(nil)
+	_ bfs.NodeRemover         = (*dir)(nil)
+	_ bfs.NodeRenamer         = (*dir)(nil)
+	_ bfs.NodeForgetter       = (*dir)(nil)
+	_ bfs.NodeFsyncer         = (*dir)(nil)
+	_ bfs.NodeSymlinker       = (*dir)(nil)
+	_ bfs.NodeLinker          = (*dir)(nil)
 )
 
 // dir is a Synapse Project or Folder, or the projects root (id "").
@@ -103,7 +103,15 @@ func (d *dir) entry(ctx context.Context, name string) (*cache.Record, *remote.En
 	return rec, nil, nil
 }
 
-func (d *dir) Lookup(ctx context.Context, name string) (bfs.Node, error) {
+// Lookup answers with an entry the kernel may cache for --attr-ttl, like
+// attributes, rather than bazil's default minute: a name removed elsewhere
+// then goes as soon as the listing says so.
+func (d *dir) Lookup(ctx context.Context, req *fuse.LookupRequest, resp *fuse.LookupResponse) (bfs.Node, error) {
+	resp.EntryValid = d.fsys.attrValid()
+	return d.lookup(ctx, req.Name)
+}
+
+func (d *dir) lookup(ctx context.Context, name string) (bfs.Node, error) {
 	if d.root && name == StatusDirName {
 		return &statusDir{fsys: d.fsys}, nil
 	}
@@ -161,6 +169,7 @@ func (d *dir) Create(ctx context.Context, req *fuse.CreateRequest, resp *fuse.Cr
 		return nil, nil, d.fsys.errno("create", d.pathOf(req.Name), err)
 	}
 	resp.Flags |= fuse.OpenKeepCache
+	resp.EntryValid = d.fsys.attrValid()
 	return n, h, nil
 }
 

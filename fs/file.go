@@ -42,8 +42,8 @@ func (n *file) set(d *dir, name string, e *remote.Entity, rec *cache.Record) {
 	defer n.mu.Unlock()
 	n.parent, n.name = d, name
 	if e != nil {
-		if n.ent != nil && n.ent.ID == e.ID && e.Size < 0 && n.ent.Etag == e.Etag {
-			// keep the size we already fetched
+		if n.ent != nil && n.ent.ID == e.ID && e.Size < 0 && n.ent.Etag == e.Etag && n.ent.Version == e.Version {
+			// keep the size we already fetched for this version
 		} else {
 			c := *e
 			n.ent = &c

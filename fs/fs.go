@@ -165,6 +165,7 @@ func (fsys *FS) dirNode(e remote.Entity, parent *dir, path string) *dir {
 // fileNode returns the one node for the file that is entity e (may be nil)
 // and/or staged record rec (may be nil), in directory d.
 func (fsys *FS) fileNode(d *dir, name string, e *remote.Entity, rec *cache.Record) *file {
+	stale := fsys.staleNode(e)
 	fsys.mu.Lock()
 	var n *file
 	if rec != nil {
@@ -172,6 +173,9 @@ func (fsys *FS) fileNode(d *dir, name string, e *remote.Entity, rec *cache.Recor
 	}
 	if n == nil && e != nil {
 		n = fsys.byID[e.ID]
+		if n != nil && n == stale {
+			n = nil
+		}
 	}
 	if n == nil {
 		n = &file{fsys: fsys}
