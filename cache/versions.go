@@ -17,10 +17,12 @@ import (
 // file through this cache (cp -p, rsync -a, touch -d, chmod); Synapse has
 // no place for them, so they are local to this cache directory.
 type Version struct {
-	Size  int64     // contentSize of the data file handle; -1 when unknown
-	MD5   string    // lowercase hex; "" when unknown
-	Mtime time.Time `json:",omitzero"`  // the user's mtime; zero: none given
-	Mode  uint32    `json:",omitempty"` // the user's permission bits; 0: none given
+	Size int64  // contentSize of the data file handle; -1 when unknown
+	MD5  string // lowercase hex; "" when unknown
+	// FileHandle is the version's dataFileHandleId, which a download needs.
+	FileHandle string    `json:",omitempty"`
+	Mtime      time.Time `json:",omitzero"`  // the user's mtime; zero: none given
+	Mode       uint32    `json:",omitempty"` // the user's permission bits; 0: none given
 }
 
 // VersionKey names one version of a File entity.
@@ -64,11 +66,11 @@ func (s *Store) Versions(keys []VersionKey) (map[VersionKey]Version, error) {
 	return out, err
 }
 
-// PutVersion records the size and MD5 of version v of entity id, keeping
-// any user attributes already recorded for it.
-func (s *Store) PutVersion(id string, v int64, size int64, md5 string) error {
+// PutVersion records the size, MD5 and data file handle of version v of
+// entity id, keeping any user attributes already recorded for it.
+func (s *Store) PutVersion(id string, v int64, size int64, md5, fileHandle string) error {
 	return s.updateVersion(VersionKey{id, v}, func(ver *Version) {
-		ver.Size, ver.MD5 = size, md5
+		ver.Size, ver.MD5, ver.FileHandle = size, md5, fileHandle
 	})
 }
 

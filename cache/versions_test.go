@@ -16,13 +16,13 @@ func TestVersionsSurviveReopen(t *testing.T) {
 	if err := s.SetVersionAttrs("syn1", 2, mt, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutVersion("syn1", 2, 42, "abc"); err != nil {
+	if err := s.PutVersion("syn1", 2, 42, "abc", "7001"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutVersion("syn1", 1, 7, "def"); err != nil {
+	if err := s.PutVersion("syn1", 1, 7, "def", ""); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutVersion("syn", 0, 1, ""); err == nil {
+	if err := s.PutVersion("syn", 0, 1, "", ""); err == nil {
 		t.Fatal("PutVersion of version 0 succeeded")
 	}
 	s.Close()
@@ -35,7 +35,7 @@ func TestVersionsSurviveReopen(t *testing.T) {
 	if len(got) != 2 {
 		t.Fatalf("got %d versions, want 2: %v", len(got), got)
 	}
-	if v := got[VersionKey{"syn1", 2}]; v.Size != 42 || v.MD5 != "abc" || !v.Mtime.Equal(mt) || v.Mode != 0o600 {
+	if v := got[VersionKey{"syn1", 2}]; v.Size != 42 || v.MD5 != "abc" || v.FileHandle != "7001" || !v.Mtime.Equal(mt) || v.Mode != 0o600 {
 		t.Errorf("version 2: got %+v, want size 42, md5 abc, mtime %v, mode 0600", v, mt)
 	}
 	if v := got[VersionKey{"syn1", 1}]; v.Size != 7 || !v.Mtime.IsZero() || v.Mode != 0 {

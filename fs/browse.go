@@ -154,12 +154,12 @@ func (fsys *FS) fetchVersionOnce(k cache.VersionKey) (cache.Version, error) {
 		// The caller may not download it: Synapse keeps the size from them.
 		return cache.Version{Size: -1}, nil
 	}
-	if err := fsys.store.PutVersion(got.ID, got.Version, got.Size, got.MD5); err != nil {
+	if err := fsys.store.PutVersion(got.ID, got.Version, got.Size, got.MD5, got.FileHandleID); err != nil {
 		fsys.log.Warn("keeping file metadata in the cache: " + err.Error())
 	}
 	v, ok, err := fsys.store.Version(got.ID, got.Version)
 	if err != nil || !ok {
-		v = cache.Version{Size: got.Size, MD5: got.MD5}
+		v = cache.Version{Size: got.Size, MD5: got.MD5, FileHandle: got.FileHandleID}
 	}
 	if got.Version != k.Version {
 		// The listing was older than the file: what is read now is the new
@@ -176,7 +176,7 @@ func (fsys *FS) keepVersion(rec cache.Record, e *remote.Entity) {
 	if e == nil || e.Version < 1 {
 		return
 	}
-	if err := fsys.store.PutVersion(e.ID, e.Version, e.Size, e.MD5); err != nil {
+	if err := fsys.store.PutVersion(e.ID, e.Version, e.Size, e.MD5, e.FileHandleID); err != nil {
 		fsys.log.Warn("keeping file metadata in the cache: " + err.Error())
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -90,6 +91,25 @@ func childMain(op, a, b string) int {
 		err = os.Symlink(a, b)
 	case "link":
 		err = os.Link(a, b)
+	case "preads":
+		// b is "off:len,off:len,...": one descriptor, pread each range,
+		// all the bytes concatenated in Data.
+		var f *os.File
+		if f, err = os.Open(a); err == nil {
+			for _, r := range strings.Split(b, ",") {
+				o, l, _ := strings.Cut(r, ":")
+				off, _ := strconv.ParseInt(o, 10, 64)
+				n, _ := strconv.Atoi(l)
+				p := make([]byte, n)
+				k, rerr := f.ReadAt(p, off)
+				res.Data = append(res.Data, p[:k]...)
+				if rerr != nil && rerr != io.EOF {
+					err = rerr
+					break
+				}
+			}
+			f.Close()
+		}
 	case "batch":
 		// a is a JSON list of [op, a, b]; each runs in turn and its errno
 		// (0 for success, -1 for another error) is put in Names.
@@ -145,6 +165,20 @@ func batchOp(op, a, b string) int {
 		return int(en)
 	}
 	return -1
+}
+
+// xPreads reads ranges of p with pread on one descriptor in a child
+// process and returns the bytes read, concatenated.
+func xPreads(t *testing.T, p string, ranges [][2]int64) ([]byte, error) {
+	var b strings.Builder
+	for i, r := range ranges {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatInt(r[0], 10) + ":" + strconv.FormatInt(r[1], 10))
+	}
+	res, err := child(t, "preads", p, b.String(), nil)
+	return res.Data, err
 }
 
 // xBatch runs ops (each [op, a, b]) in one child process and returns each

@@ -124,7 +124,11 @@ func (n *file) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.OpenR
 		if ent == nil {
 			return nil, n.fsys.errno("open", n.path(), cache.ErrNotFound)
 		}
-		return &handle{n: n, ent: ent}, nil
+		h, err := n.fsys.openRemote(ctx, n, ent)
+		if err != nil {
+			return nil, n.fsys.errno("open", n.path(), err)
+		}
+		return h, nil
 	}
 	if err := n.stage(ctx, req.Flags&fuse.OpenTruncate == 0); err != nil {
 		return nil, n.fsys.errno("open", n.path(), err)

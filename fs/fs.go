@@ -11,6 +11,7 @@ import (
 	bfs "bazil.org/fuse/fs"
 
 	"github.com/synfs/synfs/cache"
+	"github.com/synfs/synfs/cache/blocks"
 	"github.com/synfs/synfs/cache/flusher"
 	"github.com/synfs/synfs/cache/meta"
 	"github.com/synfs/synfs/remote"
@@ -28,6 +29,9 @@ type Options struct {
 	Flusher *flusher.Flusher
 	Meta    *meta.Cache
 	User    *remote.User // the caller, from Client.Me
+	// ReadCache holds blocks of files read from Synapse; nil means a
+	// default one (64 MiB).
+	ReadCache *blocks.Cache
 
 	// RootID, when set, is the container shown at the mount root; otherwise
 	// the root lists the caller's projects.
@@ -58,7 +62,8 @@ type FS struct {
 
 	ctx    context.Context // background work (remote read streams); cancelled by Close
 	cancel context.CancelFunc
-	vers   *versions // file version metadata fetches (browse.go)
+	vers   *versions     // file version metadata fetches (browse.go)
+	blocks *blocks.Cache // the read cache (read.go)
 
 	mu    sync.Mutex       // protects the maps below
 	dirs  map[string]*dir  // by Synapse ID
@@ -81,7 +86,10 @@ func New(o Options) *FS {
 		client: o.Client, store: o.Store, flusher: o.Flusher, meta: o.Meta,
 		rootID: o.RootID, valid: o.AttrValid, uid: o.UID, gid: o.GID, log: o.Logger,
 		dirs: map[string]*dir{}, byID: map[string]*file{}, byIno: map[uint64]*file{},
-		vers: newVersions(),
+		vers: newVersions(), blocks: o.ReadCache,
+	}
+	if fsys.blocks == nil {
+		fsys.blocks = blocks.New(blocks.Options{})
 	}
 	if o.User != nil {
 		fsys.user = *o.User
@@ -91,7 +99,10 @@ func New(o Options) *FS {
 }
 
 // Close stops background reads. Call it after the mount has ended.
-func (fsys *FS) Close() { fsys.cancel() }
+func (fsys *FS) Close() {
+	fsys.cancel()
+	fsys.blocks.Close()
+}
 
 // Root returns the mount root: the caller's projects, or the RootID entity.
 func (fsys *FS) Root() (bfs.Node, error) {

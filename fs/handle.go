@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"sync"
 
 	"bazil.org/fuse"
 	bfs "bazil.org/fuse/fs"
@@ -22,18 +21,14 @@ var (
 )
 
 // handle is an open file: on staged bytes (sf set) or on a file that is
-// only in Synapse (ent set), read as one forward stream that is reopened
-// when the reader seeks.
+// only in Synapse (rf set, read through the block cache; see read.go).
 type handle struct {
 	n     *file
 	sf    *cache.File
 	ino   uint64
 	write bool
 	ent   *remote.Entity
-
-	mu  sync.Mutex // protects the stream below
-	rc  io.ReadCloser
-	pos int64
+	rf    *remoteFile
 }
 
 func (h *handle) Read(ctx context.Context, req *fuse.ReadRequest, resp *fuse.ReadResponse) error {
@@ -43,54 +38,13 @@ func (h *handle) Read(ctx context.Context, req *fuse.ReadRequest, resp *fuse.Rea
 	if h.sf != nil {
 		k, err = h.sf.ReadAt(buf, req.Offset)
 	} else {
-		k, err = h.readRemote(ctx, buf, req.Offset)
+		k, err = h.rf.read(ctx, h.n.fsys.blocks, buf, req.Offset)
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		return h.n.fsys.errno("read", h.n.path(), err)
 	}
 	resp.Data = buf[:k]
 	return nil
-}
-
-// maxSkip is the largest forward seek a remote read stream skips by reading.
-const maxSkip = 1 << 20
-
-func (h *handle) readRemote(ctx context.Context, buf []byte, off int64) (int, error) {
-	if h.ent.Size >= 0 && off >= h.ent.Size {
-		return 0, io.EOF
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.rc != nil && off > h.pos && off-h.pos <= maxSkip {
-		// A small forward seek: read past the gap rather than reconnect.
-		k, err := io.CopyN(io.Discard, h.rc, off-h.pos)
-		h.pos += k
-		if err != nil {
-			h.rc.Close()
-			h.rc = nil
-		}
-	}
-	if h.rc == nil || h.pos != off {
-		if h.rc != nil {
-			h.rc.Close()
-		}
-		rc, err := h.n.fsys.client.Open(h.n.fsys.ctx, h.ent, off, -1)
-		if err != nil {
-			h.rc = nil
-			return 0, err
-		}
-		h.rc, h.pos = rc, off
-	}
-	k, err := io.ReadFull(h.rc, buf)
-	h.pos += int64(k)
-	if errors.Is(err, io.ErrUnexpectedEOF) {
-		err = io.EOF
-	}
-	if err != nil && !errors.Is(err, io.EOF) {
-		h.rc.Close()
-		h.rc = nil
-	}
-	return k, err
 }
 
 func (h *handle) Write(ctx context.Context, req *fuse.WriteRequest, resp *fuse.WriteResponse) error {
@@ -123,12 +77,6 @@ func (h *handle) Flush(ctx context.Context, req *fuse.FlushRequest) error {
 
 func (h *handle) Release(ctx context.Context, req *fuse.ReleaseRequest) error {
 	if h.sf == nil {
-		h.mu.Lock()
-		if h.rc != nil {
-			h.rc.Close()
-			h.rc = nil
-		}
-		h.mu.Unlock()
 		return nil
 	}
 	if err := h.n.release(h); err != nil {
