@@ -62,6 +62,19 @@ func (rf *remoteFile) fetch(ctx context.Context, p []byte, off int64) (int, erro
 	return rf.fr.ReadAt(ctx, p, off)
 }
 
+// slice serves one READ of n bytes at off from the block cache without a
+// copy when it lies within one block (ok), and moves the read-ahead on.
+func (rf *remoteFile) slice(ctx context.Context, bc *blocks.Cache, off int64, n int) (b []byte, ok bool, err error) {
+	if rf.size >= 0 && off >= rf.size {
+		return nil, true, nil
+	}
+	if bs := int64(bc.BlockSize()); off%bs+int64(n) > bs {
+		return nil, false, nil // spans two blocks: read copies
+	}
+	rf.readAhead(bc, off, int64(n))
+	return bc.Slice(ctx, rf.key, rf.size, rf.fetch, off, n)
+}
+
 // read serves one READ from the block cache and moves the read-ahead on.
 func (rf *remoteFile) read(ctx context.Context, bc *blocks.Cache, buf []byte, off int64) (int, error) {
 	if rf.size >= 0 && off >= rf.size {

@@ -110,6 +110,30 @@ func (c *Cache) ReadAt(ctx context.Context, file string, size int64, fetch Fetch
 	return n, nil
 }
 
+// Slice returns up to n bytes of file at off as a slice of a cached block,
+// without copying, when they lie within one block (the usual kernel read of
+// 128 KiB); ok is false otherwise, and the caller uses ReadAt. The slice
+// must not be modified. At the end of the file it is shorter than n, and
+// empty past it.
+func (c *Cache) Slice(ctx context.Context, file string, size int64, fetch Fetch, off int64, n int) (b []byte, ok bool, err error) {
+	idx := off / int64(c.bs)
+	in := int(off - idx*int64(c.bs))
+	if in+n > c.bs {
+		return nil, false, nil
+	}
+	if size >= 0 && off >= size {
+		return nil, true, nil
+	}
+	blk, err := c.block(ctx, key{file, idx}, size, fetch, false)
+	if err != nil {
+		return nil, true, err
+	}
+	if in >= len(blk) {
+		return nil, true, nil
+	}
+	return blk[in:min(in+n, len(blk))], true, nil
+}
+
 // Prefetch starts fetching blocks [from, to) of file that are neither
 // cached nor being fetched, as prefetch slots allow; it does not wait.
 func (c *Cache) Prefetch(file string, size int64, fetch Fetch, from, to int64) {
