@@ -59,8 +59,10 @@
 //
 // # Limitations
 //
-// Synapse keeps no modes, owners, links or extended attributes; chmod and
-// chown succeed without effect. Empty files stay in the cache (Synapse
+// Synapse keeps no modes, owners or links; chown succeeds without effect,
+// and the mtime and mode given through the mount are kept in --cache-dir
+// only (another machine sees Synapse's modifiedOn and 0644). Entities other
+// than projects, folders and files are hidden. Empty files stay in the cache (Synapse
 // refuses 0-byte files). mkdir, rm and mv of uploaded entities need Synapse
 // reachable. Unmounting does not wait for uploads. See docs/semantics.md.
 package main
