@@ -72,25 +72,38 @@ func (fsys *FS) fetchListing(parentID string) ([]remote.Entity, error) {
 		fsys.log.Warn("reading file versions from the cache: " + err.Error())
 		return children, nil
 	}
+	var missing []cache.VersionKey
 	for _, k := range keys {
-		if v, ok := have[k]; ok && v.Size >= 0 {
-			continue
+		if v, ok := have[k]; !ok || v.Size < 0 {
+			missing = append(missing, k)
 		}
-		go fsys.prefetch(k)
+	}
+	if len(missing) > 0 {
+		go fsys.prefetch(missing)
 	}
 	return children, nil
 }
 
-// prefetch fetches version k's metadata in the background.
-func (fsys *FS) prefetch(k cache.VersionKey) {
-	select {
-	case fsys.vers.sem <- struct{}{}:
-	case <-fsys.ctx.Done():
-		return
-	}
-	defer func() { <-fsys.vers.sem }()
-	if _, err := fsys.fetchVersion(fsys.ctx, k); err != nil && fsys.ctx.Err() == nil {
-		fsys.log.Debug("prefetching file metadata", "id", k.EntityID, "version", k.Version, "err", err)
+// prefetch fetches the metadata of versions ks in the background, in
+// listing order, with at most prefetchers fetches of this file system in
+// flight (the REST client's limit applies below that).
+func (fsys *FS) prefetch(ks []cache.VersionKey) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for _, k := range ks {
+		select {
+		case fsys.vers.sem <- struct{}{}:
+		case <-fsys.ctx.Done():
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-fsys.vers.sem }()
+			if _, err := fsys.fetchVersion(fsys.ctx, k); err != nil && fsys.ctx.Err() == nil {
+				fsys.log.Debug("prefetching file metadata", "id", k.EntityID, "version", k.Version, "err", err)
+			}
+		}()
 	}
 }
 
