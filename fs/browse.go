@@ -32,8 +32,16 @@ const prefetchers = 8
 type versions struct {
 	sem chan struct{} // prefetch slots
 
-	mu      sync.Mutex // protects flights
+	mu      sync.Mutex // protects the fields below
 	flights map[cache.VersionKey]*versionFlight
+	attrs   map[uint64]setAttrs // by staged ino; see noteAttrs
+}
+
+// setAttrs is an mtime and/or mode set on a staged file of generation gen.
+type setAttrs struct {
+	gen   uint64
+	mtime time.Time
+	mode  uint32
 }
 
 type versionFlight struct {
@@ -43,7 +51,8 @@ type versionFlight struct {
 }
 
 func newVersions() *versions {
-	return &versions{sem: make(chan struct{}, prefetchers), flights: map[cache.VersionKey]*versionFlight{}}
+	return &versions{sem: make(chan struct{}, prefetchers), flights: map[cache.VersionKey]*versionFlight{},
+		attrs: map[uint64]setAttrs{}}
 }
 
 // listing returns parentID's children, from the metadata cache or Synapse.
@@ -193,9 +202,58 @@ func (fsys *FS) keepVersion(rec cache.Record, e *remote.Entity) {
 		fsys.log.Warn("keeping file metadata in the cache: " + err.Error())
 		return
 	}
-	if err := fsys.store.SetVersionAttrs(e.ID, e.Version, rec.Mtime, rec.Mode); err != nil {
+	mtime, mode := rec.Mtime, rec.Mode
+	vs := fsys.vers
+	vs.mu.Lock()
+	if a, ok := vs.attrs[rec.Ino]; ok {
+		delete(vs.attrs, rec.Ino)
+		if a.gen == rec.Gen {
+			// Set while the upload ran: the record it read predates them.
+			if !a.mtime.IsZero() {
+				mtime = a.mtime
+			}
+			if a.mode != 0 {
+				mode = a.mode
+			}
+		}
+	}
+	vs.mu.Unlock()
+	if err := fsys.store.SetVersionAttrs(e.ID, e.Version, mtime, mode); err != nil {
 		fsys.log.Warn("keeping file attributes in the cache: " + err.Error())
 	}
+}
+
+// noteAttrs remembers an mtime and/or mode just set on staged file ino.
+// The upload reads the file's record when it starts, and the record is
+// gone once the upload is final, so attributes set while it runs would
+// otherwise be lost for the version it creates; keepVersion applies them
+// when the upload was of the same generation.
+func (fsys *FS) noteAttrs(ino uint64, mtime time.Time, mode uint32) {
+	rec, err := fsys.store.Get(ino)
+	if err != nil {
+		return
+	}
+	vs := fsys.vers
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	a := vs.attrs[ino]
+	if a.gen != rec.Gen {
+		a = setAttrs{gen: rec.Gen}
+	}
+	if !mtime.IsZero() {
+		a.mtime = mtime
+	}
+	if mode != 0 {
+		a.mode = mode
+	}
+	vs.attrs[ino] = a
+}
+
+// forgetAttrs drops what noteAttrs kept for ino (its staged file is gone).
+func (fsys *FS) forgetAttrs(ino uint64) {
+	fsys.vers.mu.Lock()
+	delete(fsys.vers.attrs, ino)
+	fsys.vers.mu.Unlock()
 }
 
 // remoteAttrs fills the size, mtime and mode of a file that is only in

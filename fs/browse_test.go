@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/synfs/synfs/remote"
+	"github.com/synfs/synfs/remote/emulator"
 )
 
 // output runs a command (a child process) and returns its stdout.
@@ -320,5 +321,34 @@ func TestTarCompareAfterRemount(t *testing.T) {
 	}
 	if len(diffs) > 0 {
 		t.Fatalf("tar --compare after a remount:\n%s", strings.Join(diffs, "\n"))
+	}
+}
+
+// TestAttrsSetDuringUpload sets an mtime and a mode while the file's
+// upload is under way (its completion slowed down): the version the upload
+// creates shows them, although the upload read the file's record before.
+func TestAttrsSetDuringUpload(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.em.AddFault(emulator.Fault{Route: "PUT /file/v1/file/multipart/{uploadId}/complete", Latency: 8 * time.Second})
+	p := filepath.Join(e.data, "late.txt")
+	if err := xWriteFile(t, p, []byte("bytes")); err != nil {
+		t.Fatal(err)
+	}
+	await(t, 10*time.Second, "the upload starts", func() bool { return e.em.Stats().UploadsStarted == 1 })
+	mt := time.Date(2017, 1, 2, 3, 4, 5, 0, time.UTC)
+	if err := xChtimes(t, p, mt); err != nil {
+		t.Fatal(err)
+	}
+	if err := xChmod(t, p); err != nil { // 0600
+		t.Fatal(err)
+	}
+	if e.em.Stats().UploadsCompleted != 0 {
+		t.Fatal("the upload ended before the attributes were set; the test proves nothing")
+	}
+	e.drain(time.Minute)
+	e.remount(envOptions{})
+	got := strings.Fields(output(t, "stat", "-c", "%Y %a", filepath.Join(e.data, "late.txt")))
+	if len(got) != 2 || got[0] != strconv.FormatInt(mt.Unix(), 10) || got[1] != "600" {
+		t.Fatalf("after the upload and a remount: mtime and mode %v, want %d and 600", got, mt.Unix())
 	}
 }

@@ -290,6 +290,7 @@ func (d *dir) remove(ctx context.Context, name string, isDir bool) error {
 // unstage cancels any upload of ino and drops its staged bytes.
 func (fsys *FS) unstage(ctx context.Context, ino uint64) error {
 	fsys.flusher.Cancel(ino)
+	fsys.forgetAttrs(ino)
 	if err := fsys.store.Remove(ino); err != nil && !errors.Is(err, cache.ErrNotFound) {
 		return err
 	}

@@ -312,6 +312,9 @@ func (n *file) setAttrs(ctx context.Context, mtime time.Time, mode uint32) error
 		if err == nil && mode != 0 {
 			err = n.fsys.store.SetMode(ino, mode)
 		}
+		if err == nil {
+			n.fsys.noteAttrs(ino, mtime, mode)
+		}
 		if !errors.Is(err, cache.ErrNotFound) {
 			return err
 		}
