@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -350,5 +351,36 @@ func TestAttrsSetDuringUpload(t *testing.T) {
 	got := strings.Fields(output(t, "stat", "-c", "%Y %a", filepath.Join(e.data, "late.txt")))
 	if len(got) != 2 || got[0] != strconv.FormatInt(mt.Unix(), 10) || got[1] != "600" {
 		t.Fatalf("after the upload and a remount: mtime and mode %v, want %d and 600", got, mt.Unix())
+	}
+}
+
+// TestOtherEntityTypesHidden puts a Link entity in a folder: readdir leaves
+// it out, a lookup of its name is ENOENT, and creating a file of that name
+// fails at once with EEXIST instead of at upload.
+func TestOtherEntityTypesHidden(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	body := fmt.Sprintf(`{"concreteType":"org.sagebionetworks.repo.model.Link","name":"shortcut","parentId":%q,"linksTo":{"targetId":%q}}`, e.folder, e.project)
+	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/repo/v1/entity", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+demoToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("creating a Link: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if err := xWriteFile(t, filepath.Join(e.data, "visible.txt"), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	names, err := xReadDir(t, e.data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(strings.Join(names, "/"), "shortcut") || !strings.Contains(strings.Join(names, "/"), "visible.txt") {
+		t.Fatalf("readdir: got %v, want visible.txt and no shortcut", names)
+	}
+	p := filepath.Join(e.data, "shortcut")
+	got := xBatch(t, [][3]string{{"stat", p, ""}, {"create", p, ""}})
+	if got[0] != syscall.ENOENT || got[1] != syscall.EEXIST {
+		t.Fatalf("stat, create of a Link's name: got %v, %v; want ENOENT, EEXIST", got[0], got[1])
 	}
 }

@@ -166,8 +166,9 @@
 //     replaced by the version number.
 //   - PUT /entity is a full replacement: an absent description is cleared. A
 //     null name is refused (400 "Entity name cannot be null").
-//   - Entity types other than Project, Folder and FileEntity are refused
-//     (400).
+//   - Entity types other than Project, Folder, FileEntity and Link are
+//     refused (400). A Link keeps linksTo as sent (unchecked, not
+//     followed) and can have no children.
 //   - Messages that synapse-api.md does not give are the emulator's own:
 //     fileNameOverride set, id/parentId missing on update, unknown handle
 //     (404 "FileHandle: 'N' does not exist"), empty partNumbers, the MD5
