@@ -27,6 +27,10 @@
 //	                          inos are reserved 1024 at a time
 //	g/flush                   scratch key the garbage collector writes and drops
 //	                          to force a memtable flush
+//	v/<entityID>\x00<ver:8>   version: JSON of Version, what one version of a File
+//	                          entity never changes (size, MD5) and the mtime and
+//	                          mode the user gave it; read by Versions, written by
+//	                          PutVersion and SetVersionAttrs; never deleted
 //
 // # Consistency
 //

@@ -17,6 +17,7 @@ const (
 	tabGC      = 'g' // g/flush                   → empty: scratch key used to flush the memtable before GC
 	tabOwner   = 'o' // o/owner                   → Owner (JSON): the endpoint and user the staged files are for
 	tabAnnot   = 'a' // a/<ino:8>                 → annotations to apply once the file's entity exists (JSON)
+	tabVersion = 'v' // v/<entityID>\x00<version:8> → Version (JSON): what a File version never changes, and its user attrs
 )
 
 var (
@@ -107,6 +108,31 @@ func parseIndexKey(k []byte) (parentID, name string, ok bool) {
 		return "", "", false
 	}
 	return string(rest[:i]), string(rest[i+1:]), true
+}
+
+// versionKey is v/<entityID>\x00<version:8>.
+func versionKey(entityID string, version int64) []byte {
+	k := make([]byte, 0, 2+len(entityID)+1+8)
+	k = append(k, tabVersion, '/')
+	k = append(k, entityID...)
+	k = append(k, 0)
+	return binary.BigEndian.AppendUint64(k, uint64(version))
+}
+
+// parseVersionKey returns the entity ID and version number of a v/ key.
+func parseVersionKey(k []byte) (entityID string, version int64, ok bool) {
+	if len(k) < 2+1+8 || k[0] != tabVersion || k[1] != '/' {
+		return "", 0, false
+	}
+	id, v := k[2:len(k)-9], k[len(k)-9:]
+	if v[0] != 0 || bytes.IndexByte(id, 0) >= 0 {
+		return "", 0, false
+	}
+	n := binary.BigEndian.Uint64(v[1:])
+	if n > 1<<62 {
+		return "", 0, false
+	}
+	return string(id), int64(n), true
 }
 
 // encodeIno and decodeIno are the value format of x/ and i/next.

@@ -45,6 +45,27 @@ func TestKeysRoundTrip(t *testing.T) {
 	}
 }
 
+func TestVersionKeys(t *testing.T) {
+	for _, tc := range []struct {
+		id string
+		v  int64
+	}{{"syn1", 1}, {"syn123456789", 15000}, {"", 0}, {"syn9", 1 << 40}} {
+		id, v, ok := parseVersionKey(versionKey(tc.id, tc.v))
+		if !ok || id != tc.id || v != tc.v {
+			t.Errorf("parseVersionKey(versionKey(%q, %d)) = %q, %d, %v", tc.id, tc.v, id, v, ok)
+		}
+	}
+	// An entity's key does not share a prefix with an entity whose ID extends it.
+	if bytes.HasPrefix(versionKey("syn12", 1), versionKey("syn1", 1)[:len("v/syn1")+1]) {
+		t.Errorf("versionKey(syn12) has the prefix of syn1")
+	}
+	for _, k := range [][]byte{nil, []byte("v/"), []byte("v/syn1"), recordKey(1), []byte("v/a\x00b\x00\x00\x00\x00\x00\x00\x00\x01")} {
+		if _, _, ok := parseVersionKey(k); ok {
+			t.Errorf("parseVersionKey(%q) accepted", k)
+		}
+	}
+}
+
 func TestKeysOrder(t *testing.T) {
 	// Byte order is numeric order, so scans run in ino and chunk order.
 	if bytes.Compare(chunkKey(1, 255), chunkKey(1, 256)) >= 0 {
@@ -103,6 +124,9 @@ func FuzzKeys(f *testing.F) {
 		}
 		if i, ok := parseRecordKey(raw); ok && !bytes.Equal(recordKey(i), raw) {
 			t.Fatalf("parseRecordKey(%x) = %d does not re-encode", raw, i)
+		}
+		if id, v, ok := parseVersionKey(raw); ok && !bytes.Equal(versionKey(id, v), raw) {
+			t.Fatalf("parseVersionKey(%x) = (%q, %d) does not re-encode", raw, id, v)
 		}
 		if p, n, ok := parseIndexKey(raw); ok && !bytes.Equal(indexKey(p, n), raw) {
 			t.Fatalf("parseIndexKey(%x) = (%q, %q) does not re-encode", raw, p, n)

@@ -99,6 +99,7 @@ type Record struct {
 	MD5      string    // lowercase hex when known, "" when it must be computed
 	Gen      uint64    // bumped by every change of content or target
 	Mtime    time.Time // modification time
+	Mode     uint32    `json:",omitempty"` // permission bits the user set (chmod); 0: none
 	State    State
 	Err      string  // last failure reason, plain text
 	Attempts int     // upload attempts for the current generation

@@ -116,6 +116,8 @@ type benchDaemon struct {
 	data string // "Demo Project"/Data in the mount
 	dev  uint64 // the mount's device, to abort its FUSE connection
 	log  string
+
+	exited chan struct{} // closed when the process has exited
 }
 
 // startBenchDaemon mounts synfs over e; extra flags override the defaults
@@ -139,8 +141,8 @@ func startBenchDaemon(b *testing.B, e *benchEmu, cacheDir string, extra ...strin
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	d := &benchDaemon{cmd: cmd, mnt: mnt, data: filepath.Join(mnt, "Demo Project", "Data"), log: logPath}
 	exited := make(chan struct{})
+	d := &benchDaemon{cmd: cmd, mnt: mnt, data: filepath.Join(mnt, "Demo Project", "Data"), log: logPath, exited: exited}
 	b.Cleanup(func() {
 		if cmd.ProcessState == nil {
 			cmd.Process.Signal(syscall.SIGTERM)

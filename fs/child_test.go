@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -122,6 +123,34 @@ func childMain(op, a, b string) int {
 				}
 			}
 		}
+	case "preads":
+		// b is "off:len,off:len,...": one descriptor, pread each range,
+		// all the bytes concatenated in Data.
+		var f *os.File
+		if f, err = os.Open(a); err == nil {
+			for _, r := range strings.Split(b, ",") {
+				o, l, _ := strings.Cut(r, ":")
+				off, _ := strconv.ParseInt(o, 10, 64)
+				n, _ := strconv.Atoi(l)
+				p := make([]byte, n)
+				k, rerr := f.ReadAt(p, off)
+				res.Data = append(res.Data, p[:k]...)
+				if rerr != nil && rerr != io.EOF {
+					err = rerr
+					break
+				}
+			}
+			f.Close()
+		}
+	case "batch":
+		// a is a JSON list of [op, a, b]; each runs in turn and its errno
+		// (0 for success, -1 for another error) is put in Names.
+		var ops [][3]string
+		if err = json.Unmarshal([]byte(a), &ops); err == nil {
+			for _, o := range ops {
+				res.Names = append(res.Names, strconv.Itoa(batchOp(o[0], o[1], o[2])))
+			}
+		}
 	default:
 		err = errors.New("unknown child op " + op)
 	}
@@ -134,6 +163,71 @@ func childMain(op, a, b string) int {
 	}
 	json.NewEncoder(os.Stdout).Encode(res)
 	return 0
+}
+
+// batchOp runs one syscall of a batch and returns its errno.
+func batchOp(op, a, b string) int {
+	var err error
+	switch op {
+	case "stat":
+		_, err = os.Stat(a)
+	case "create":
+		var f *os.File
+		if f, err = os.Create(a); err == nil {
+			err = f.Close()
+		}
+	case "mkdir":
+		err = os.Mkdir(a, 0o755)
+	case "rename":
+		err = os.Rename(a, b)
+	case "remove":
+		err = os.Remove(a)
+	case "rmdir":
+		err = syscall.Rmdir(a)
+	case "unlink":
+		err = syscall.Unlink(a)
+	default:
+		return -1
+	}
+	var en syscall.Errno
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &en):
+		return int(en)
+	}
+	return -1
+}
+
+// xPreads reads ranges of p with pread on one descriptor in a child
+// process and returns the bytes read, concatenated.
+func xPreads(t *testing.T, p string, ranges [][2]int64) ([]byte, error) {
+	var b strings.Builder
+	for i, r := range ranges {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatInt(r[0], 10) + ":" + strconv.FormatInt(r[1], 10))
+	}
+	res, err := child(t, "preads", p, b.String(), nil)
+	return res.Data, err
+}
+
+// xBatch runs ops (each [op, a, b]) in one child process and returns each
+// one's errno, 0 for success.
+func xBatch(t *testing.T, ops [][3]string) []syscall.Errno {
+	t.Helper()
+	j, _ := json.Marshal(ops)
+	r, err := child(t, "batch", string(j), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]syscall.Errno, len(r.Names))
+	for i, s := range r.Names {
+		n, _ := strconv.Atoi(s)
+		out[i] = syscall.Errno(n)
+	}
+	return out
 }
 
 // child runs op in a child process. Its error wraps the syscall's errno,

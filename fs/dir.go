@@ -17,17 +17,17 @@ import (
 )
 
 var (
-	_ bfs.Node               = (*dir)(nil)
-	_ bfs.NodeStringLookuper = (*dir)(nil)
-	_ bfs.HandleReadDirAller = (*dir)(nil)
-	_ bfs.NodeCreater        = (*dir)(nil)
-	_ bfs.NodeMkdirer        = (*dir)(nil)
-	_ bfs.NodeRemover        = (*dir)(nil)
-	_ bfs.NodeRenamer        = (*dir)(nil)
-	_ bfs.NodeForgetter      = (*dir)(nil)
-	_ bfs.NodeFsyncer        = (*dir)(nil)
-	_ bfs.NodeSymlinker      = (*dir)(nil)
-	_ bfs.NodeLinker         = (*dir)(nil)
+	_ bfs.Node                = (*dir)(nil)
+	_ bfs.NodeRequestLookuper = (*dir)(nil)
+	_ bfs.HandleReadDirAller  = (*dir)(nil)
+	_ bfs.NodeCreater         = (*dir)(nil)
+	_ bfs.NodeMkdirer         = (*dir)(nil)
+	_ bfs.NodeRemover         = (*dir)(nil)
+	_ bfs.NodeRenamer         = (*dir)(nil)
+	_ bfs.NodeForgetter       = (*dir)(nil)
+	_ bfs.NodeFsyncer         = (*dir)(nil)
+	_ bfs.NodeSymlinker       = (*dir)(nil)
+	_ bfs.NodeLinker          = (*dir)(nil)
 )
 
 // dir is a Synapse Project or Folder, or the projects root (id "").
@@ -85,6 +85,9 @@ func (d *dir) Attr(ctx context.Context, a *fuse.Attr) error {
 
 // entry finds name in d: its staged record and/or its Synapse entity.
 func (d *dir) entry(ctx context.Context, name string) (*cache.Record, *remote.Entity, error) {
+	if err := nameLen(name); err != nil {
+		return nil, nil, err
+	}
 	var rec *cache.Record
 	if d.id != "" {
 		r, err := d.fsys.store.Lookup(d.id, name)
@@ -111,7 +114,15 @@ func (d *dir) entry(ctx context.Context, name string) (*cache.Record, *remote.En
 	return rec, nil, nil
 }
 
-func (d *dir) Lookup(ctx context.Context, name string) (bfs.Node, error) {
+// Lookup answers with an entry the kernel may cache for --attr-ttl, like
+// attributes, rather than bazil's default minute: a name removed elsewhere
+// then goes as soon as the listing says so.
+func (d *dir) Lookup(ctx context.Context, req *fuse.LookupRequest, resp *fuse.LookupResponse) (bfs.Node, error) {
+	resp.EntryValid = d.fsys.attrValid()
+	return d.lookup(ctx, req.Name)
+}
+
+func (d *dir) lookup(ctx context.Context, name string) (bfs.Node, error) {
 	if d.root && name == StatusDirName {
 		return &statusDir{fsys: d.fsys}, nil
 	}
@@ -172,6 +183,7 @@ func (d *dir) Create(ctx context.Context, req *fuse.CreateRequest, resp *fuse.Cr
 		return nil, nil, d.fsys.errno("create", d.pathOf(req.Name), err)
 	}
 	resp.Flags |= fuse.OpenKeepCache
+	resp.EntryValid = d.fsys.attrValid()
 	return n, h, nil
 }
 
@@ -188,6 +200,11 @@ func (d *dir) create(ctx context.Context, name string, flags fuse.OpenFlags) (*f
 	}
 	if e != nil && e.Kind.IsContainer() {
 		return nil, nil, errIsDir
+	}
+	if e == nil && rec == nil {
+		if err := d.hiddenHolds(ctx, name); err != nil {
+			return nil, nil, err
+		}
 	}
 	if rec == nil {
 		entityID := ""
@@ -215,7 +232,7 @@ func (d *dir) Mkdir(ctx context.Context, req *fuse.MkdirRequest) (bfs.Node, erro
 	if d.root && req.Name == trashDirName(d.fsys.uid) {
 		return nil, fuse.Errno(syscall.EEXIST)
 	}
-	if err := remote.ValidateName(req.Name); err != nil {
+	if err := validName(req.Name); err != nil {
 		return nil, d.fsys.errno("mkdir", path, err)
 	}
 	if err := d.fsys.canAdd(ctx, d.id); err != nil {
@@ -290,8 +307,11 @@ func (d *dir) remove(ctx context.Context, name string, isDir bool) error {
 // validName checks a file name against Synapse's rules, except for the
 // names of local-only files, which never reach Synapse.
 func (fsys *FS) validName(name string) error {
+	if err := nameLen(name); err != nil {
+		return err
+	}
 	err := remote.ValidateName(name)
-	if err != nil && fsys.flusher.IsLocalOnly(name) && len(name) <= 255 && !strings.ContainsRune(name, '/') {
+	if err != nil && fsys.flusher.IsLocalOnly(name) && !strings.ContainsRune(name, '/') {
 		return nil
 	}
 	return err
@@ -300,6 +320,7 @@ func (fsys *FS) validName(name string) error {
 // unstage cancels any upload of ino and drops its staged bytes.
 func (fsys *FS) unstage(ctx context.Context, ino uint64) error {
 	fsys.flusher.Cancel(ino)
+	fsys.forgetAttrs(ino)
 	if err := fsys.store.Remove(ino); err != nil && !errors.Is(err, cache.ErrNotFound) {
 		return err
 	}

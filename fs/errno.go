@@ -14,12 +14,13 @@ import (
 
 // Errors the fs layer makes itself.
 var (
-	errIsDir      = errors.New("is a directory")
-	errNotDir     = errors.New("not a directory")
-	errNotEmpty   = errors.New("directory not empty")
-	errNoProjects = errors.New("the mount root holds Synapse projects: create projects on synapse.org, then folders and files inside them")
-	errReadOnly   = errors.New("this entity type is shown read-only")
-	errNoLinks    = errors.New("Synapse keeps no symbolic or hard links")
+	errIsDir       = errors.New("is a directory")
+	errNotDir      = errors.New("not a directory")
+	errNotEmpty    = errors.New("directory not empty")
+	errNoProjects  = errors.New("the mount root holds Synapse projects: create projects on synapse.org, then folders and files inside them")
+	errReadOnly    = errors.New("this entity type is shown read-only")
+	errNoLinks     = errors.New("Synapse keeps no symbolic or hard links")
+	errNameTooLong = errors.New("Synapse names are at most 256 characters")
 
 	errNoAttr         = errors.New("no such attribute")
 	errAttrExists     = errors.New("attribute exists")
@@ -43,6 +44,8 @@ func Errno(err error) syscall.Errno {
 		return syscall.ENOTDIR
 	case errors.Is(err, errNotEmpty):
 		return syscall.ENOTEMPTY
+	case errors.Is(err, errNameTooLong):
+		return syscall.ENAMETOOLONG
 	case errors.Is(err, errNoProjects), errors.Is(err, errReadOnly), errors.Is(err, errNoLinks),
 		errors.Is(err, errXattrReadOnly):
 		return syscall.EPERM

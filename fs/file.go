@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"sync"
 	"time"
 
@@ -42,8 +43,8 @@ func (n *file) set(d *dir, name string, e *remote.Entity, rec *cache.Record) {
 	defer n.mu.Unlock()
 	n.parent, n.name = d, name
 	if e != nil {
-		if n.ent != nil && n.ent.ID == e.ID && e.Size < 0 && n.ent.Etag == e.Etag {
-			// keep the size we already fetched
+		if n.ent != nil && n.ent.ID == e.ID && e.Size < 0 && n.ent.Etag == e.Etag && n.ent.Version == e.Version {
+			// keep the size we already fetched for this version
 		} else {
 			c := *e
 			n.ent = &c
@@ -78,6 +79,9 @@ func (n *file) Attr(ctx context.Context, a *fuse.Attr) error {
 				a.Size = uint64(sf.Size())
 			}
 			a.Mtime, a.Ctime = rec.Mtime, rec.Mtime
+			if rec.Mode != 0 {
+				a.Mode = os.FileMode(rec.Mode) & os.ModePerm
+			}
 			a.Blocks = (a.Size + 511) / 512
 			return nil
 		}
@@ -88,19 +92,23 @@ func (n *file) Attr(ctx context.Context, a *fuse.Attr) error {
 	if ent == nil {
 		return n.fsys.errno("getattr", n.path(), cache.ErrNotFound)
 	}
-	if ent.Size < 0 {
-		got, err := n.fsys.client.Get(ctx, ent.ID)
-		if err != nil {
-			return n.fsys.errno("getattr", n.path(), err)
-		}
-		n.mu.Lock()
-		n.ent = got
-		n.mu.Unlock()
-		ent = got
+	size, mtime, mode, err := n.fsys.remoteAttrs(ctx, ent)
+	if err != nil {
+		return n.fsys.errno("getattr", n.path(), err)
 	}
-	a.Size = uint64(ent.Size)
+	if ent.Size < 0 {
+		n.mu.Lock()
+		if n.ent == ent {
+			c := *ent
+			c.Size = size
+			n.ent = &c
+		}
+		n.mu.Unlock()
+	}
+	a.Size = uint64(size)
 	a.Blocks = (a.Size + 511) / 512
-	a.Mtime, a.Ctime = ent.ModifiedOn, ent.ModifiedOn
+	a.Mtime, a.Ctime = mtime, ent.ModifiedOn
+	a.Mode = mode
 	return nil
 }
 
@@ -117,7 +125,11 @@ func (n *file) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.OpenR
 		if ent == nil {
 			return nil, n.fsys.errno("open", n.path(), cache.ErrNotFound)
 		}
-		return &handle{n: n, ent: ent}, nil
+		h, err := n.fsys.openRemote(ctx, n, ent)
+		if err != nil {
+			return nil, n.fsys.errno("open", n.path(), err)
+		}
+		return h, nil
 	}
 	if req.Flags&fuse.OpenTruncate == 0 && !n.staged() {
 		// Opening is not writing (touch, "r+", a lock): nothing is staged
@@ -192,7 +204,12 @@ func (n *file) openLazy(ctx context.Context, flags fuse.OpenFlags) (*handle, err
 	if err := n.fsys.canAdd(ctx, parent.id); err != nil {
 		return nil, err
 	}
-	return &handle{n: n, ent: ent, write: true, lazy: flags &^ fuse.OpenTruncate}, nil
+	h, err := n.fsys.openRemote(ctx, n, ent)
+	if err != nil {
+		return nil, err
+	}
+	h.write, h.lazy = true, flags&^fuse.OpenTruncate
+	return h, nil
 }
 
 // stage makes sure n has staged bytes to write to. A file that exists only
@@ -295,9 +312,10 @@ func (n *file) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse
 	return n.Attr(ctx, &resp.Attr)
 }
 
-// setattr applies truncate and mtime to staged files. Mode, owner and the
-// mtime of files already in Synapse are accepted and not kept: Synapse has
-// no place for them (see docs/semantics.md).
+// setattr applies truncate, mtime and mode. Synapse has no place for mtime
+// and mode: they are kept in the cache, in the staged record and then in
+// the version's record (see docs/semantics.md). Owner changes are accepted
+// and not kept.
 func (n *file) setattr(ctx context.Context, req *fuse.SetattrRequest) error {
 	if req.Valid.Size() {
 		if err := n.stage(ctx, req.Size > 0); err != nil {
@@ -324,16 +342,47 @@ func (n *file) setattr(ctx context.Context, req *fuse.SetattrRequest) error {
 		if req.Valid.MtimeNow() {
 			t = time.Now()
 		}
-		n.mu.Lock()
-		ino := n.ino
-		n.mu.Unlock()
-		if ino != 0 {
-			if err := n.fsys.store.SetMtime(ino, t); err != nil && !errors.Is(err, cache.ErrNotFound) {
-				return err
-			}
+		if err := n.setAttrs(ctx, t, 0); err != nil {
+			return err
+		}
+	}
+	if req.Valid.Mode() {
+		if err := n.setAttrs(ctx, time.Time{}, modeBits(req.Mode)); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// setAttrs keeps mtime (unless zero) and mode (unless 0): in the staged
+// record while n has one, else for its version in Synapse.
+func (n *file) setAttrs(ctx context.Context, mtime time.Time, mode uint32) error {
+	n.mu.Lock()
+	ino, ent := n.ino, n.ent
+	n.mu.Unlock()
+	if ino != 0 {
+		var err error
+		if !mtime.IsZero() {
+			err = n.fsys.store.SetMtime(ino, mtime)
+		}
+		if err == nil && mode != 0 {
+			err = n.fsys.store.SetMode(ino, mode)
+		}
+		if err == nil {
+			n.fsys.noteAttrs(ino, mtime, mode)
+		}
+		if !errors.Is(err, cache.ErrNotFound) {
+			return err
+		}
+		// Uploaded meanwhile: the attributes go with the new version.
+		n.mu.Lock()
+		ent = n.ent
+		n.mu.Unlock()
+	}
+	if ent == nil {
+		return nil
+	}
+	return n.fsys.setRemoteAttrs(ctx, ent, mtime, mode)
 }
 
 // Fsync makes the staged bytes durable on disk; it does not wait for the

@@ -11,6 +11,7 @@ import (
 	bfs "bazil.org/fuse/fs"
 
 	"github.com/synfs/synfs/cache"
+	"github.com/synfs/synfs/cache/blocks"
 	"github.com/synfs/synfs/cache/flusher"
 	"github.com/synfs/synfs/cache/meta"
 	"github.com/synfs/synfs/remote"
@@ -28,6 +29,9 @@ type Options struct {
 	Flusher *flusher.Flusher
 	Meta    *meta.Cache
 	User    *remote.User // the caller, from Client.Me
+	// ReadCache holds blocks of files read from Synapse; nil means a
+	// default one (64 MiB).
+	ReadCache *blocks.Cache
 
 	// RootID, when set, is the container shown at the mount root; otherwise
 	// the root lists the caller's projects.
@@ -59,6 +63,8 @@ type FS struct {
 
 	ctx    context.Context // background work (remote read streams); cancelled by Close
 	cancel context.CancelFunc
+	vers   *versions     // file version metadata fetches (browse.go)
+	blocks *blocks.Cache // the read cache (read.go)
 
 	srv atomic.Pointer[bfs.Server] // the FUSE server, for kernel cache invalidation
 
@@ -86,6 +92,10 @@ func New(o Options) *FS {
 		rootID: o.RootID, valid: o.AttrValid, uid: o.UID, gid: o.GID, log: o.Logger,
 		dirs: map[string]*dir{}, byID: map[string]*file{}, byIno: map[uint64]*file{},
 		anns: newAnnCache(10 * o.AttrValid),
+		vers: newVersions(), blocks: o.ReadCache,
+	}
+	if fsys.blocks == nil {
+		fsys.blocks = blocks.New(blocks.Options{})
 	}
 	if o.User != nil {
 		fsys.user = *o.User
@@ -96,7 +106,10 @@ func New(o Options) *FS {
 }
 
 // Close stops background reads. Call it after the mount has ended.
-func (fsys *FS) Close() { fsys.cancel() }
+func (fsys *FS) Close() {
+	fsys.cancel()
+	fsys.blocks.Close()
+}
 
 // Root returns the mount root: the caller's projects, or the RootID entity.
 func (fsys *FS) Root() (bfs.Node, error) {
@@ -117,7 +130,7 @@ func (fsys *FS) Statfs(ctx context.Context, req *fuse.StatfsRequest, resp *fuse.
 	resp.Blocks = uint64(used+avail+bsize-1) / bsize
 	resp.Bfree, resp.Bavail = uint64(avail)/bsize, uint64(avail)/bsize
 	resp.Files, resp.Ffree = 0, 0
-	resp.Namelen = 255
+	resp.Namelen = remote.MaxNameLen
 	return nil
 }
 
@@ -131,6 +144,7 @@ func (fsys *FS) Statfs(ctx context.Context, req *fuse.StatfsRequest, resp *fuse.
 // kernel's cached pages of the file are invalidated, so that reads follow
 // the new version.
 func (fsys *FS) Uploaded(rec cache.Record, e *remote.Entity) {
+	fsys.keepVersion(rec, e)
 	fsys.meta.Put(*e)
 	fsys.anns.drop(e.ID)
 	fsys.mu.Lock()
@@ -228,6 +242,7 @@ func (fsys *FS) dirNode(e remote.Entity, parent *dir, path string) *dir {
 // fileNode returns the one node for the file that is entity e (may be nil)
 // and/or staged record rec (may be nil), in directory d.
 func (fsys *FS) fileNode(d *dir, name string, e *remote.Entity, rec *cache.Record) *file {
+	stale := fsys.staleNode(e)
 	fsys.mu.Lock()
 	var n *file
 	if rec != nil {
@@ -235,6 +250,9 @@ func (fsys *FS) fileNode(d *dir, name string, e *remote.Entity, rec *cache.Recor
 	}
 	if n == nil && e != nil {
 		n = fsys.byID[e.ID]
+		if n != nil && n == stale {
+			n = nil
+		}
 	}
 	if n == nil {
 		n = &file{fsys: fsys}
@@ -275,18 +293,6 @@ func (fsys *FS) forgetDir(d *dir) {
 	if fsys.dirs[d.id] == d && !d.root {
 		delete(fsys.dirs, d.id)
 	}
-}
-
-// listing returns parentID's children, from the metadata cache or Synapse.
-func (fsys *FS) listing(ctx context.Context, parentID string) (*meta.Listing, error) {
-	if l := fsys.meta.Listing(parentID); l != nil {
-		return l, nil
-	}
-	children, err := fsys.client.Children(ctx, parentID)
-	if err != nil {
-		return nil, err
-	}
-	return fsys.meta.SetListing(parentID, children), nil
 }
 
 // canAdd decides at create/mkdir time whether the caller may add children to

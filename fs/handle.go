@@ -23,21 +23,19 @@ var (
 )
 
 // handle is an open file: on staged bytes (sf set) or on a file that is
-// only in Synapse (ent set), read as one forward stream that is reopened
-// when the reader seeks. A handle opened for writing on a file only in
-// Synapse (lazy) starts like the latter and stages the file at its first
-// write.
+// only in Synapse (rf set, read through the block cache; see read.go). A
+// handle opened for writing on a file only in Synapse (lazy) starts like
+// the latter and stages the file at its first write.
 type handle struct {
 	n     *file
 	write bool
 	ent   *remote.Entity
 	lazy  fuse.OpenFlags // the open flags, while a lazy handle has not staged
+	rf    *remoteFile    // reads of a file only in Synapse
 
-	mu  sync.Mutex    // protects sf and ino of a lazy handle, and the stream below
-	sf  *cache.File   // set at open, or at a lazy handle's first write
-	ino uint64        // sf's ino
-	rc  io.ReadCloser // remote read stream
-	pos int64
+	mu  sync.Mutex  // protects sf and ino of a lazy handle
+	sf  *cache.File // set at open, or at a lazy handle's first write
+	ino uint64      // sf's ino
 }
 
 // staged returns the handle's staged file, or nil.
@@ -66,68 +64,36 @@ func (h *handle) stageNow(ctx context.Context) (*cache.File, error) {
 		return nil, err
 	}
 	h.sf, h.ino = sh.sf, sh.ino
-	if h.rc != nil {
-		h.rc.Close()
-		h.rc = nil
-	}
 	return h.sf, nil
 }
 
 func (h *handle) Read(ctx context.Context, req *fuse.ReadRequest, resp *fuse.ReadResponse) error {
+	sf := h.staged()
+	if sf == nil && h.rf != nil {
+		// Most reads lie within one cached block: hand the kernel a slice
+		// of it, with no allocation and no copy.
+		b, ok, err := h.rf.slice(ctx, h.n.fsys.blocks, req.Offset, req.Size)
+		if err != nil {
+			return h.n.fsys.errno("read", h.n.path(), err)
+		}
+		if ok {
+			resp.Data = b
+			return nil
+		}
+	}
 	buf := make([]byte, req.Size)
 	var k int
 	var err error
-	if sf := h.staged(); sf != nil {
+	if sf != nil {
 		k, err = sf.ReadAt(buf, req.Offset)
 	} else {
-		k, err = h.readRemote(ctx, buf, req.Offset)
+		k, err = h.rf.read(ctx, h.n.fsys.blocks, buf, req.Offset)
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		return h.n.fsys.errno("read", h.n.path(), err)
 	}
 	resp.Data = buf[:k]
 	return nil
-}
-
-// maxSkip is the largest forward seek a remote read stream skips by reading.
-const maxSkip = 1 << 20
-
-func (h *handle) readRemote(ctx context.Context, buf []byte, off int64) (int, error) {
-	if h.ent.Size >= 0 && off >= h.ent.Size {
-		return 0, io.EOF
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.rc != nil && off > h.pos && off-h.pos <= maxSkip {
-		// A small forward seek: read past the gap rather than reconnect.
-		k, err := io.CopyN(io.Discard, h.rc, off-h.pos)
-		h.pos += k
-		if err != nil {
-			h.rc.Close()
-			h.rc = nil
-		}
-	}
-	if h.rc == nil || h.pos != off {
-		if h.rc != nil {
-			h.rc.Close()
-		}
-		rc, err := h.n.fsys.client.Open(h.n.fsys.ctx, h.ent, off, -1)
-		if err != nil {
-			h.rc = nil
-			return 0, err
-		}
-		h.rc, h.pos = rc, off
-	}
-	k, err := io.ReadFull(h.rc, buf)
-	h.pos += int64(k)
-	if errors.Is(err, io.ErrUnexpectedEOF) {
-		err = io.EOF
-	}
-	if err != nil && !errors.Is(err, io.EOF) {
-		h.rc.Close()
-		h.rc = nil
-	}
-	return k, err
 }
 
 func (h *handle) Write(ctx context.Context, req *fuse.WriteRequest, resp *fuse.WriteResponse) error {
@@ -176,12 +142,6 @@ func (h *handle) Flush(ctx context.Context, req *fuse.FlushRequest) error {
 
 func (h *handle) Release(ctx context.Context, req *fuse.ReleaseRequest) error {
 	if h.staged() == nil {
-		h.mu.Lock()
-		if h.rc != nil {
-			h.rc.Close()
-			h.rc = nil
-		}
-		h.mu.Unlock()
 		return nil
 	}
 	if err := h.n.release(h); err != nil {

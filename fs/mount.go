@@ -74,6 +74,10 @@ func Mount(dir string, fsys *FS, o MountOptions) (*Mounted, error) {
 		fuse.FSName(o.FSName),
 		fuse.Subtype("synfs"),
 		fuse.MaxReadahead(1 << 20),
+		// Several READs of one file in flight at once: the kernel's
+		// read-ahead then overlaps the reader's own reads (read.go serves
+		// them from the block cache, concurrently).
+		fuse.AsyncRead(),
 		// The kernel buffers writes and sends them while cp goes on, and
 		// flushes them all before close(2) and fsync(2) return, so those
 		// keep their promises (semantics.md). One background request at a

@@ -169,6 +169,13 @@ type Client interface {
 	// current data starting at offset off. The caller closes the reader.
 	Open(ctx context.Context, e *Entity, off, length int64) (io.ReadCloser, error)
 
+	// Download returns a random-access reader of file entity e's data. It
+	// makes no call until the first read, which fetches a presigned URL
+	// (one REST call, for e.FileHandleID when set); every read is then an
+	// HTTP Range request on that URL, and a new URL is fetched when the one
+	// held is about to expire or is refused. ctx bounds only this call.
+	Download(ctx context.Context, e *Entity) (FileReader, error)
+
 	// Annotations returns entity id's annotations (v2) as key → values.
 	Annotations(ctx context.Context, id string) (*Annotations, error)
 
@@ -176,6 +183,14 @@ type Client interface {
 	// etag precondition (ErrStale on mismatch); the new etag is stored back
 	// into a.
 	SetAnnotations(ctx context.Context, id string, a *Annotations) error
+}
+
+// FileReader reads a file's bytes by offset. It is safe for concurrent use.
+type FileReader interface {
+	// ReadAt reads len(p) bytes from offset off, or fewer at the end of the
+	// file, with io.ReaderAt's contract: n < len(p) comes with an error,
+	// io.EOF at the end of the file.
+	ReadAt(ctx context.Context, p []byte, off int64) (n int, err error)
 }
 
 // Annotations is an entity's annotations, v2 shape.

@@ -3,7 +3,7 @@
 # benchmarks (each once, -benchtime 1x) and prints a table of figure, value,
 # baseline (measured in the same run), ratio and goal.
 #
-#   scripts/bench.sh              # everything (about 5 minutes, ~12 GB of temp disk)
+#   scripts/bench.sh              # everything (about 12 minutes, ~12 GB of temp disk)
 #   BENCH=SmallFiles scripts/bench.sh   # only the fs benchmarks matching a pattern
 #
 # The fs benchmarks mount FUSE (they need /dev/fuse and root or fusermount3)
@@ -76,6 +76,30 @@ END {
         sprintf("%.1f", v(n, "peak-RssAnon-MiB") / v(n, "idle-RSS-MiB")), "(info)", "")
     row("4. cache dir after drain + GC (MiB)", sprintf("%.1f", v(n, "cache-after-MiB")),
         sprintf("%.1f before copy", v(n, "cache-before-MiB")), "-", "<= 64 MiB", yn(v(n, "cache-after-MiB") <= 64))
+  }
+  split("1500 10000 1500synapseLimits", bs, " ")
+  for (k = 1; k <= 3; k++) {
+    n = "BenchmarkBrowse/" bs[k]
+    if (!has(n, "files")) continue
+    row(sprintf("5. ls -l %s cold (s)", bs[k]), sprintf("%.2f", v(n, "cold-s")),
+        sprintf("%.2f client lib", v(n, "baseline-s")), sprintf("%.2f", v(n, "ratio")),
+        (bs[k] == "1500") ? "<= 1.5 s" : "(info)", (bs[k] == "1500") ? yn(v(n, "cold-s") <= 1.5) : "")
+    row(sprintf("5. ls -l %s warm (s)", bs[k]), sprintf("%.3f", v(n, "warm-s")), "-", "-",
+        (bs[k] == "1500") ? "<= 0.1 s" : "(info)", (bs[k] == "1500") ? yn(v(n, "warm-s") <= 0.1) : "")
+    row(sprintf("5. ls -l %s REST calls/entry cold", bs[k]), sprintf("%.3f", v(n, "cold-calls/entry")), "-", "-", "<= 1", yn(v(n, "cold-calls/entry") <= 1))
+    row(sprintf("5. ls -l %s REST calls/entry remount", bs[k]), sprintf("%.3f", v(n, "remount-calls/entry")),
+        sprintf("%.2f s", v(n, "remount-s")), "-", "<= 0.05", yn(v(n, "remount-calls/entry") <= 0.05))
+  }
+  n = "BenchmarkSequentialRead512MiB"
+  if (has(n, "ratio")) {
+    row("6. sequential read 512 MiB (MB/s)", sprintf("%.0f", v(n, "mount-MB/s")), sprintf("%.0f raw GET", v(n, "raw-MB/s")),
+        sprintf("%.2f", v(n, "ratio")), "ratio >= 0.9", yn(v(n, "ratio") >= 0.9))
+    row("6. first byte of a 1-byte read (ms)", sprintf("%.1f", v(n, "first-byte-ms")), sprintf("%.1f raw", v(n, "raw-first-byte-ms")), "-", "(info)", "")
+  }
+  n = "BenchmarkReadMemory4GiB"
+  if (has(n, "peak-RSS-MiB")) {
+    row("7. daemon peak RSS reading 4 GiB (MiB)", sprintf("%.0f", v(n, "peak-RSS-MiB")), sprintf("%.0f idle", v(n, "idle-RSS-MiB")),
+        "-", "<= 200 MiB", yn(v(n, "peak-RSS-MiB") <= 200))
   }
   n = "BenchmarkUploadVsRawPUT"
   if (has(n, "ratio")) {

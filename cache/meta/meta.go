@@ -1,8 +1,10 @@
 // Package meta caches Synapse metadata in memory: directory listings by
 // parent ID and permissions by entity ID, each in an expirable LRU
-// (golang-lru/v2). It does no I/O; the file system fills it from
-// remote.Client answers and updates it first on local mutations, so a listing
-// shows what the user just did without a round trip.
+// (golang-lru/v2). It does no I/O itself: Load calls the Fetch the file
+// system gives it, one at a time per folder, and serves a listing for its
+// TTL (and, while one background fetch refreshes it, for a second TTL).
+// The file system updates it first on local mutations, so a listing shows
+// what the user just did without a round trip.
 //
 // The listing TTL is derived from the kernel's attribute validity
 // (synfs mount --attr-ttl; listings live ten times as long).
@@ -22,14 +24,23 @@ import (
 type Options struct {
 	Listings int           // how many directory listings to keep (default 256)
 	Perms    int           // how many permission records (default 1024)
-	TTL      time.Duration // how long a listing is trusted (default 10 s)
+	TTL      time.Duration // how long a listing is trusted (default 10 s); see Load
 	PermTTL  time.Duration // how long permissions are trusted (default 5 min)
+	Now      func() time.Time
 }
 
 // Cache holds listings and permissions. It is safe for concurrent use.
+//
+// Lock order: fmu before a Listing's mu.
 type Cache struct {
-	lists *expirable.LRU[string, *Listing]
+	ttl   time.Duration
+	now   func() time.Time
+	lists *expirable.LRU[string, *Listing] // kept for 2 × TTL; see Load
 	perms *expirable.LRU[string, remote.Permissions]
+
+	fmu     sync.Mutex // protects the fields below
+	flights map[string]*flight
+	fetches int
 }
 
 // New returns an empty cache.
@@ -46,13 +57,19 @@ func New(o Options) *Cache {
 	if o.PermTTL <= 0 {
 		o.PermTTL = 5 * time.Minute
 	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	return &Cache{
-		lists: expirable.NewLRU[string, *Listing](o.Listings, nil, o.TTL),
-		perms: expirable.NewLRU[string, remote.Permissions](o.Perms, nil, o.PermTTL),
+		ttl:     o.TTL,
+		now:     o.Now,
+		lists:   expirable.NewLRU[string, *Listing](o.Listings, nil, 2*o.TTL),
+		perms:   expirable.NewLRU[string, remote.Permissions](o.Perms, nil, o.PermTTL),
+		flights: map[string]*flight{},
 	}
 }
 
-// Listing returns the cached listing of parentID, or nil.
+// Listing returns the cached listing of parentID, fresh or not, or nil.
 func (c *Cache) Listing(parentID string) *Listing {
 	l, ok := c.lists.Get(parentID)
 	if !ok {
@@ -61,33 +78,48 @@ func (c *Cache) Listing(parentID string) *Listing {
 	return l
 }
 
-// SetListing stores the children of parentID as fetched from Synapse and
-// returns the Listing that now holds them.
+// SetListing stores the children of parentID as known now (for example an
+// empty list for a folder just created) and returns the Listing that holds
+// them.
 func (c *Cache) SetListing(parentID string, children []remote.Entity) *Listing {
-	l := &Listing{byName: make(map[string]remote.Entity, len(children))}
-	for _, e := range children {
-		l.byName[e.Name] = e
-	}
+	l := newListing(children, c.now())
 	c.lists.Add(parentID, l)
 	return l
 }
 
-// Put records e in its parent's listing, if that listing is cached.
+// Put records e in its parent's listing, if that listing is cached or being
+// fetched.
 func (c *Cache) Put(e remote.Entity) {
+	c.fmu.Lock()
+	defer c.fmu.Unlock()
+	c.noteLocked(e.ParentID, mutation{put: &e})
 	if l := c.Listing(e.ParentID); l != nil {
 		l.put(e)
 	}
 }
 
-// Drop removes name from parentID's listing, if that listing is cached.
+// Drop removes name from parentID's listing, if that listing is cached or
+// being fetched.
 func (c *Cache) Drop(parentID, name string) {
+	c.fmu.Lock()
+	defer c.fmu.Unlock()
+	c.noteLocked(parentID, mutation{drop: name})
 	if l := c.Listing(parentID); l != nil {
 		l.drop(name)
 	}
 }
 
-// Invalidate forgets parentID's listing.
-func (c *Cache) Invalidate(parentID string) { c.lists.Remove(parentID) }
+// Invalidate forgets parentID's listing; a fetch under way is not cached,
+// so the next Load fetches afresh.
+func (c *Cache) Invalidate(parentID string) {
+	c.fmu.Lock()
+	if f := c.flights[parentID]; f != nil {
+		f.obsolete = true
+		delete(c.flights, parentID)
+	}
+	c.fmu.Unlock()
+	c.lists.Remove(parentID)
+}
 
 // Perms returns the cached permissions on id.
 func (c *Cache) Perms(id string) (remote.Permissions, bool) { return c.perms.Get(id) }
@@ -98,6 +130,8 @@ func (c *Cache) SetPerms(id string, p remote.Permissions) { c.perms.Add(id, p) }
 // Listing is one directory's children by name. Its methods are safe for
 // concurrent use.
 type Listing struct {
+	fetched time.Time // when Synapse was asked; read-only after creation
+
 	mu     sync.Mutex
 	byName map[string]remote.Entity
 }

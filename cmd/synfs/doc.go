@@ -102,8 +102,11 @@
 //
 // # Limitations
 //
-// Synapse keeps no modes, owners or links; chmod and chown succeed without
-// effect. Extended attributes outside user. are not kept (ENOTSUP). Empty files stay in the cache (Synapse
+// Synapse keeps no modes, owners or links; chown succeeds without effect,
+// and the mtime and mode given through the mount are kept in --cache-dir
+// only (another machine sees Synapse's modifiedOn and 0644). Extended
+// attributes outside user. are not kept (ENOTSUP). Entities other than
+// projects, folders and files are hidden. Empty files stay in the cache (Synapse
 // refuses 0-byte files). mkdir, rm and mv of uploaded entities need Synapse
 // reachable. Ctrl-C does not wait for uploads; synfs unmount does. See
 // docs/semantics.md.

@@ -18,7 +18,7 @@ type EntityInfo struct {
 	ID          string // "syn123"
 	Name        string // for a trashed entity, its ID (Synapse renames trashed entities)
 	ParentID    string // "syn4489" for Projects; the trash folder's ID when trashed directly
-	Kind        string // "project", "folder" or "file"
+	Kind        string // "project", "folder", "file" or "link"
 	Etag        string
 	CreatedBy   string
 	ModifiedOn  time.Time

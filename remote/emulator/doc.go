@@ -61,6 +61,15 @@
 // throttled. Blob GETs support Range (206 with Content-Range, 416 when out of
 // range) with http.ServeContent semantics and are streamed from the parts.
 //
+// The emulator's own admin routes, which Synapse does not have, need no
+// token and are not counted:
+//
+//	GET    /emulator/v1/requests   {"total":N,"routes":{"<METHOD> <pattern>":n,...}}
+//	DELETE /emulator/v1/requests   resets those counters
+//
+// They report the REST calls answered by route (Server.RequestCounts from
+// Go), the figure that matters against Synapse's per-user budget.
+//
 // Unknown routes get 404, known paths with another method 405. Every error
 // is {"concreteType":"org.sagebionetworks.repo.model.ErrorResponse","reason":...},
 // except 429s, whose body is {"reason":...} only.
@@ -159,8 +168,9 @@
 //     replaced by the version number.
 //   - PUT /entity is a full replacement: an absent description is cleared. A
 //     null name is refused (400 "Entity name cannot be null").
-//   - Entity types other than Project, Folder and FileEntity are refused
-//     (400).
+//   - Entity types other than Project, Folder, FileEntity and Link are
+//     refused (400). A Link keeps linksTo as sent (unchecked, not
+//     followed) and can have no children.
 //   - Messages that synapse-api.md does not give are the emulator's own:
 //     fileNameOverride set, id/parentId missing on update, unknown handle
 //     (404 "FileHandle: 'N' does not exist"), empty partNumbers, the MD5

@@ -54,26 +54,28 @@ type entityIn struct {
 	VersionLabel     *string         `json:"versionLabel"`
 	VersionComment   *string         `json:"versionComment"`
 	FileNameOverride json.RawMessage `json:"fileNameOverride"`
+	LinksTo          json.RawMessage `json:"linksTo"`
 }
 
 // entityOut is an Entity as Synapse serialises it.
 type entityOut struct {
-	ConcreteType     string  `json:"concreteType"`
-	ID               string  `json:"id"`
-	Name             string  `json:"name"`
-	Description      *string `json:"description,omitempty"`
-	Alias            *string `json:"alias,omitempty"`
-	ParentID         string  `json:"parentId"`
-	Etag             string  `json:"etag"`
-	CreatedOn        string  `json:"createdOn"`
-	ModifiedOn       string  `json:"modifiedOn"`
-	CreatedBy        string  `json:"createdBy"`
-	ModifiedBy       string  `json:"modifiedBy"`
-	VersionNumber    *int64  `json:"versionNumber,omitempty"`
-	VersionLabel     *string `json:"versionLabel,omitempty"`
-	VersionComment   *string `json:"versionComment,omitempty"`
-	IsLatestVersion  *bool   `json:"isLatestVersion,omitempty"`
-	DataFileHandleID *string `json:"dataFileHandleId,omitempty"`
+	ConcreteType     string          `json:"concreteType"`
+	ID               string          `json:"id"`
+	Name             string          `json:"name"`
+	Description      *string         `json:"description,omitempty"`
+	Alias            *string         `json:"alias,omitempty"`
+	ParentID         string          `json:"parentId"`
+	Etag             string          `json:"etag"`
+	CreatedOn        string          `json:"createdOn"`
+	ModifiedOn       string          `json:"modifiedOn"`
+	CreatedBy        string          `json:"createdBy"`
+	ModifiedBy       string          `json:"modifiedBy"`
+	VersionNumber    *int64          `json:"versionNumber,omitempty"`
+	VersionLabel     *string         `json:"versionLabel,omitempty"`
+	VersionComment   *string         `json:"versionComment,omitempty"`
+	IsLatestVersion  *bool           `json:"isLatestVersion,omitempty"`
+	DataFileHandleID *string         `json:"dataFileHandleId,omitempty"`
+	LinksTo          json.RawMessage `json:"linksTo,omitempty"`
 }
 
 // headerOut is an EntityHeader.
@@ -104,6 +106,7 @@ func (s *Server) entityOutLocked(e *entity, v *version) entityOut {
 	if e.Kind == kindProject {
 		o.Alias = e.Alias
 	}
+	o.LinksTo = e.LinksTo
 	if e.Kind == kindFile {
 		if v == nil {
 			v = e.latest()
@@ -252,6 +255,14 @@ func checkCommon(in *entityIn) *apiError {
 	return nil
 }
 
+// linksTo returns a Link's linksTo as sent; nil for other kinds.
+func linksTo(kind string, in *entityIn) json.RawMessage {
+	if kind != kindLink || len(in.LinksTo) == 0 || string(bytes.TrimSpace(in.LinksTo)) == "null" {
+		return nil
+	}
+	return append(json.RawMessage(nil), in.LinksTo...)
+}
+
 func checkFileFields(kind string, in *entityIn) *apiError {
 	if kind != kindFile {
 		return nil
@@ -299,7 +310,7 @@ func (s *Server) createLocked(u *user, in *entityIn) (*entity, *apiError) {
 	}
 	kind := typeKind(*in.ConcreteType)
 	if kind == "" {
-		return nil, errf(http.StatusBadRequest, "Unsupported entity type: %s (the emulator serves Project, Folder and FileEntity)", *in.ConcreteType)
+		return nil, errf(http.StatusBadRequest, "Unsupported entity type: %s (the emulator serves Project, Folder, FileEntity and Link)", *in.ConcreteType)
 	}
 	// 1. Type and parent validation.
 	if err := checkCommon(in); err != nil {
@@ -331,7 +342,7 @@ func (s *Server) createLocked(u *user, in *entityIn) (*entity, *apiError) {
 		}
 		if parent != nil && !s.inTrashLocked(parent) {
 			parentOK = true
-			if parent.Kind == kindFile {
+			if !isContainer(parent.Kind) {
 				return nil, parentTypeError(kind, parent)
 			}
 		}
@@ -389,7 +400,7 @@ func (s *Server) createLocked(u *user, in *entityIn) (*entity, *apiError) {
 	if !hasName {
 		name = synID(id)
 	}
-	e := &entity{ID: id, Kind: kind, Name: name, Description: in.Description, ParentID: pid, Etag: newUUID(),
+	e := &entity{ID: id, Kind: kind, Name: name, Description: in.Description, ParentID: pid, Etag: newUUID(), LinksTo: linksTo(kind, in),
 		CreatedOn: now, ModifiedOn: now, CreatedBy: u.ID, ModifiedBy: u.ID, Revision: 1}
 	if kind == kindProject {
 		e.Alias = in.Alias
@@ -481,7 +492,7 @@ func (s *Server) updateLocked(u *user, idStr string, in *entityIn, newVersion bo
 		if np == nil || s.inTrashLocked(np) {
 			return nil, errf(http.StatusNotFound, "The given parent: %s does not exist", in.ParentID.v)
 		}
-		if np.Kind == kindFile {
+		if !isContainer(np.Kind) {
 			return nil, parentTypeError(e.Kind, np)
 		}
 		if s.isAncestorLocked(e, np) {

@@ -119,10 +119,11 @@ type Server struct {
 	recent   map[string][]time.Time
 
 	// smu protects the fields below.
-	smu     sync.Mutex
-	stats   Stats
-	reqs    []RequestRecord
-	reqNext int
+	smu        sync.Mutex
+	stats      Stats
+	restCounts map[string]int // REST calls by route; see RequestCounts
+	reqs       []RequestRecord
+	reqNext    int
 }
 
 // New returns an emulator configured by o. With o.DataDir it loads the
@@ -308,6 +309,7 @@ func (s *Server) record(rr RequestRecord) {
 	defer s.smu.Unlock()
 	if rr.Route != "" {
 		s.stats.Requests[rr.Route]++
+		s.countRESTLocked(rr.Route)
 	}
 	if rr.Status == http.StatusTooManyRequests {
 		s.stats.Throttled++
@@ -411,7 +413,7 @@ func (s *Server) routeTable() []route {
 	var rs []route
 	add := func(method, pattern string, h handler) {
 		rs = append(rs, route{method: method, pattern: pattern, segs: strings.Split(pattern, "/"), h: h,
-			rest: !strings.HasPrefix(pattern, "/s3/") && pattern != "/"})
+			rest: isREST(pattern)})
 	}
 	probe := func(c *call) error { return c.text(http.StatusOK, "Synapse emulator") }
 	add("GET", "/", probe)
@@ -421,6 +423,7 @@ func (s *Server) routeTable() []route {
 	}
 	s.repoRoutes(add)
 	s.fileRoutes(add)
+	s.adminRoutes(add)
 	return rs
 }
 

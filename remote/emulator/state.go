@@ -30,10 +30,12 @@ const (
 	kindProject = "project"
 	kindFolder  = "folder"
 	kindFile    = "file"
+	kindLink    = "link" // holds no children and no file; see docs/emulator.md
 
 	typeProject = "org.sagebionetworks.repo.model.Project"
 	typeFolder  = "org.sagebionetworks.repo.model.Folder"
 	typeFile    = "org.sagebionetworks.repo.model.FileEntity"
+	typeLink    = "org.sagebionetworks.repo.model.Link"
 )
 
 // Access types of an ACL entry.
@@ -58,6 +60,8 @@ func kindType(k string) string {
 		return typeFolder
 	case kindFile:
 		return typeFile
+	case kindLink:
+		return typeLink
 	}
 	return ""
 }
@@ -70,6 +74,8 @@ func typeKind(t string) string {
 		return kindFolder
 	case typeFile:
 		return kindFile
+	case typeLink:
+		return kindLink
 	}
 	return ""
 }
@@ -133,8 +139,12 @@ type entity struct {
 	ACL         *acl                  `json:"acl,omitempty"`
 	Versions    []*version            `json:"versions,omitempty"` // files only, ascending
 	Annotations map[string]annotation `json:"annotations,omitempty"`
-	Trash       *trashRecord          `json:"trash,omitempty"` // set on the top of a trashed subtree
+	Trash       *trashRecord          `json:"trash,omitempty"`   // set on the top of a trashed subtree
+	LinksTo     json.RawMessage       `json:"linksTo,omitempty"` // links only: the Reference, as sent
 }
+
+// isContainer reports whether entities of kind k can have children.
+func isContainer(k string) bool { return k == kindProject || k == kindFolder }
 
 func (e *entity) latest() *version {
 	if len(e.Versions) == 0 {

@@ -168,6 +168,32 @@ func checkFile(t *testing.T, e *remote.Entity, parent, name string, data []byte)
 	}
 }
 
+// checkDownload reads ranges of e through Download, with and without its
+// file handle ID, and checks them against data, with io.EOF at the end.
+func (s *suite) checkDownload(t *testing.T, e *remote.Entity, data []byte) {
+	t.Helper()
+	size := int64(len(data))
+	noHandle := *e
+	noHandle.FileHandleID = ""
+	for _, ent := range []*remote.Entity{e, &noHandle} {
+		fr, err := s.c.Download(s.ctx, ent)
+		if err != nil {
+			t.Fatalf("Download(%s): %v", e.ID, err)
+		}
+		for _, r := range [][2]int64{{0, 1}, {size / 2, size - size/2}, {size - 1, 10}, {size, 5}, {0, size}} {
+			p := make([]byte, r[1])
+			n, err := fr.ReadAt(s.ctx, p, r[0])
+			want := data[min(r[0], size):min(r[0]+r[1], size)]
+			if n != len(want) || !bytes.Equal(p[:n], want) {
+				t.Errorf("%s: Download ReadAt(%d, %d): got %d bytes, want %d", e.ID, r[0], r[1], n, len(want))
+			}
+			if short := n < len(p); short && err != io.EOF || !short && err != nil {
+				t.Errorf("%s: Download ReadAt(%d, %d): %d bytes with error %v", e.ID, r[0], r[1], n, err)
+			}
+		}
+	}
+}
+
 // read returns the bytes Open gives.
 func (s *suite) read(t *testing.T, e *remote.Entity, off, length int64) []byte {
 	t.Helper()
@@ -390,6 +416,7 @@ func (s *suite) testUploadSizes(t *testing.T) {
 				t.Errorf("%s: Open(%d, %d): got %d bytes, want %d", name, r[0], r[1], len(got), len(want))
 			}
 		}
+		s.checkDownload(t, g, data)
 	}
 	kids, err := s.c.Children(s.ctx, dir.ID)
 	if err != nil {

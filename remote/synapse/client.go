@@ -135,22 +135,20 @@ func (c *Client) Me(ctx context.Context) (*remote.User, error) {
 }
 
 // Get returns entity id. For a File, Size and MD5 come from its data file
-// handle; if the caller may not read the handle they stay -1 and "".
+// handle; if the caller may not download the file they stay -1 and "". It
+// costs one REST call (POST /entity/{id}/bundle2), which carries the entity
+// and its file handles together.
 func (c *Client) Get(ctx context.Context, id string) (*remote.Entity, error) {
-	e, err := c.GetEntity(ctx, id)
+	b, err := c.Bundle(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	r := toEntity(e)
+	r := toEntity(b.Entity)
 	if r.Kind == remote.KindFile {
-		h, err := c.dataHandle(ctx, e)
-		switch {
-		case err == nil:
+		if h := b.dataHandleOf(); h != nil {
 			withHandle(r, h)
-		case ctx.Err() != nil:
-			return nil, canceled("get "+id, ctx.Err())
-		default:
-			c.log.LogAttrs(ctx, slogDebug, "synapse: file handle not readable", attrOp("get "+id), attrErr(err))
+		} else {
+			c.log.LogAttrs(ctx, slogDebug, "synapse: file handle not readable", attrOp("get "+id))
 		}
 	}
 	return r, nil

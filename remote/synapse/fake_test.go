@@ -280,6 +280,8 @@ func (f *fake) serveLocked(w http.ResponseWriter, r *http.Request, svc, p string
 			writeJSON(w, 200, UserEntityPermissions{CanView: can, CanEdit: can, CanAddChild: can, CanDelete: can, CanDownload: can,
 				IsCertifiedUser: u.certified, IsCertificationRequired: true})
 		}
+	case svc == "repo" && len(seg) == 3 && seg[0] == "entity" && seg[2] == "bundle2" && m == "POST":
+		f.bundleLocked(w, u, seg[1], body)
 	case svc == "repo" && len(seg) == 3 && seg[0] == "entity" && seg[2] == "annotations2":
 		f.annotationsLocked(w, r, u, seg[1], body)
 	case svc == "file" && len(seg) == 3 && seg[0] == "entity" && seg[2] == "uploadDestination" && m == "GET":
@@ -735,6 +737,32 @@ func (f *fake) batchLocked(w http.ResponseWriter, u *fuser, body []byte) {
 		out.RequestedFiles = append(out.RequestedFiles, res)
 	}
 	writeJSON(w, 201, out)
+}
+
+// bundleLocked answers POST /entity/{id}/bundle2 with the entity and, for
+// a readable file, its data file handle.
+func (f *fake) bundleLocked(w http.ResponseWriter, u *fuser, id string, body []byte) {
+	var req EntityBundleRequest
+	if json.Unmarshal(body, &req) != nil {
+		writeReason(w, 400, "bad json")
+		return
+	}
+	if st, why := f.accessLocked(u, id, false); st != 0 {
+		writeReason(w, st, why)
+		return
+	}
+	e := f.ents[id]
+	out := EntityBundle{FileHandles: []FileHandle{}}
+	if req.IncludeEntity {
+		ee := e.e
+		out.Entity = &ee
+	}
+	if req.IncludeFileHandles && e.e.DataFileHandleID != "" {
+		if h := f.handles[e.e.DataFileHandleID]; h != nil {
+			out.FileHandles = append(out.FileHandles, h.h)
+		}
+	}
+	writeJSON(w, 200, out)
 }
 
 func containsStr(xs []string, s string) bool {

@@ -1,0 +1,101 @@
+package blocks
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func source(data []byte, calls *atomic.Int64) Fetch {
+	return func(ctx context.Context, p []byte, off int64) (int, error) {
+		calls.Add(1)
+		if off >= int64(len(data)) {
+			return 0, io.EOF
+		}
+		n := copy(p, data[off:])
+		if n < len(p) {
+			return n, io.EOF
+		}
+		return n, nil
+	}
+}
+
+func TestReadAtRandomAndCached(t *testing.T) {
+	data := make([]byte, 10*1024+123)
+	for i := range data {
+		data[i] = byte(i * 31)
+	}
+	for _, size := range []int64{int64(len(data)), -1} {
+		var calls atomic.Int64
+		c := New(Options{BlockSize: 1024, Blocks: 100})
+		defer c.Close()
+		fetch := source(data, &calls)
+		r := rand.New(rand.NewPCG(1, 2))
+		for range 500 {
+			off := r.IntN(len(data) + 50)
+			n := 1 + r.IntN(3000)
+			p := make([]byte, n)
+			k, err := c.ReadAt(context.Background(), "f", size, fetch, p, int64(off))
+			want := data[min(off, len(data)):min(off+n, len(data))]
+			if k != len(want) || !bytes.Equal(p[:k], want) {
+				t.Fatalf("size %d: ReadAt(%d, %d) = %d bytes, want %d", size, off, n, k, len(want))
+			}
+			if (k < n) != (err == io.EOF) {
+				t.Fatalf("size %d: ReadAt(%d, %d) = %d, %v", size, off, n, k, err)
+			}
+		}
+		// Every block was fetched once: the cache holds all 11.
+		if got := calls.Load(); got > 12 {
+			t.Fatalf("size %d: %d fetches for 11 blocks", size, got)
+		}
+	}
+}
+
+func TestSingleFlightAndBound(t *testing.T) {
+	data := make([]byte, 64*1024)
+	var calls atomic.Int64
+	gate := make(chan struct{})
+	slow := func(ctx context.Context, p []byte, off int64) (int, error) {
+		<-gate
+		return source(data, &calls)(ctx, p, off)
+	}
+	c := New(Options{BlockSize: 1024, Blocks: 4, Fetches: 2})
+	defer c.Close()
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p := make([]byte, 10)
+			c.ReadAt(context.Background(), "f", int64(len(data)), slow, p, 5)
+		}()
+	}
+	await(t, func() bool { return c.Fetched() == 1 }) // the readers share one fetch
+	c.Prefetch("f", int64(len(data)), slow, 1, 60)    // only 2 slots
+	await(t, func() bool { return c.Fetched() == 3 })
+	close(gate)
+	wg.Wait()
+	await(t, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return len(c.flights) == 0 })
+	if got := calls.Load(); got != 3 {
+		t.Fatalf("10 readers of one block and a prefetch with 2 slots made %d fetches, want 3", got)
+	}
+	if n := c.lru.Len(); n > 4 {
+		t.Fatalf("cache holds %d blocks, want at most 4", n)
+	}
+}
+
+func await(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
