@@ -102,7 +102,9 @@ func TestGIOSession(t *testing.T) {
 }
 
 func TestEditorSession(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	// An editor renames its temporary file within milliseconds; the delay
+	// (5 s by default) keeps the upload from starting before the rename.
+	e := newEnv(t, envOptions{delay: 3 * time.Second})
 	notes := filepath.Join(e.data, "notes.txt")
 	if err := put(t, notes, []byte("v1\n")); err != nil {
 		t.Fatal(err)
