@@ -429,9 +429,10 @@ func (d *dir) rename(ctx context.Context, oldName string, nd *dir, newName strin
 		if err := d.fsys.store.Rename(srcRec.Ino, nd.id, newName, nd.dirPath()); err != nil {
 			return err
 		}
-		// A file held back (local-only name, empty, failed) is looked at
-		// again under its new name.
-		d.fsys.flusher.Enqueue(srcRec.Ino)
+		// An upload under the old name is cancelled, and a file held back
+		// (local-only name, empty, failed) is looked at again under its
+		// new name.
+		d.fsys.flusher.Restart(srcRec.Ino)
 	}
 	d.fsys.renamed(srcRec, srcEnt, nd, newName)
 	return nil

@@ -126,6 +126,10 @@ func (f *Flusher) Enqueue(ino uint64) {
 	f.q.Touch(ino, f.nameOf(ino), f.put(ino))
 }
 
+// Restart queues ino for upload after the delay and cancels an upload of
+// it under way, which the change (a rename: a new target) made wrong.
+func (f *Flusher) Restart(ino uint64) { f.add(ino, false) }
+
 // EnqueueNow queues ino for upload at once (fsync).
 func (f *Flusher) EnqueueNow(ino uint64) { f.add(ino, true) }
 
