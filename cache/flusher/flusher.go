@@ -35,6 +35,11 @@ type Options struct {
 
 	BackoffBase, BackoffCap time.Duration    // see writeback.Options
 	Now                     func() time.Time // see writeback.Options
+
+	// Conn, when set, pauses uploads while Synapse is unreachable and
+	// resumes them when it is back; a failure while it is offline costs
+	// the file no attempt and no backoff.
+	Conn *remote.Connectivity
 }
 
 // FileStatus describes one staged file for status displays.
@@ -65,6 +70,8 @@ type Flusher struct {
 
 	mu       sync.Mutex // protects progress
 	progress map[uint64][2]int
+
+	stopWatch context.CancelFunc // ends watchConn
 }
 
 // New returns a Flusher; Start queues the files already staged.
@@ -78,7 +85,44 @@ func New(store *cache.Store, client remote.Client, o Options) *Flusher {
 		BackoffBase: o.BackoffBase, BackoffCap: o.BackoffCap,
 		Now: o.Now, Logger: o.Logger,
 	})
+	var ctx context.Context
+	ctx, f.stopWatch = context.WithCancel(context.Background())
+	if o.Conn != nil {
+		go f.watchConn(ctx)
+	}
 	return f
+}
+
+// watchConn pauses the queue while Synapse is unreachable and resumes it
+// when it answers again.
+func (f *Flusher) watchConn(ctx context.Context) {
+	for {
+		ch := f.o.Conn.Changed()
+		if f.o.Conn.Online() {
+			f.q.Resume()
+		} else {
+			f.q.Pause()
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// offline returns nil while Synapse is reachable. Otherwise it pauses the
+// queue and returns the error (err, or Synapse's unreachability) wrapped so
+// that the queue keeps the file waiting without counting the attempt.
+func (f *Flusher) offline(err error) error {
+	if f.o.Conn.Online() {
+		return nil
+	}
+	f.q.Pause()
+	if err == nil {
+		err = f.o.Conn.Err("upload")
+	}
+	return writeback.Later(err)
 }
 
 // Start queues, without delay, every file the store still has to upload:
@@ -129,7 +173,13 @@ func (f *Flusher) Flush(ctx context.Context, ino uint64) error { return f.q.Flus
 
 // Close cancels uploads in progress and waits for them to return. Files
 // not uploaded stay staged and are resumed by the next Start.
-func (f *Flusher) Close() { f.q.Close() }
+func (f *Flusher) Close() {
+	f.stopWatch()
+	f.q.Close()
+}
+
+// Paused reports whether uploads wait for Synapse to be reachable.
+func (f *Flusher) Paused() bool { return f.q.Paused() }
 
 // Status lists every staged file with its queue state and progress.
 func (f *Flusher) Status() []FileStatus {
@@ -200,6 +250,9 @@ func (f *Flusher) upload(ctx context.Context, ino uint64) error {
 	if rec.Incomplete {
 		// A write to it failed: its bytes are not what the program wrote.
 		return writeback.Permanent(fmt.Errorf("%s", rec.Err))
+	}
+	if later := f.offline(nil); later != nil {
+		return later
 	}
 	r, size, gen, err := s.Reader(ino)
 	if errors.Is(err, cache.ErrNotFound) {
@@ -307,6 +360,10 @@ func (f *Flusher) failed(ctx context.Context, rec *cache.Record, gen uint64, err
 		return writeback.Permanent(err)
 	}
 	_ = f.store.SetState(rec.Ino, gen, cache.StateDirty, err.Error())
+	if later := f.offline(err); later != nil {
+		f.log.Info("upload waits for Synapse", "file", rec.Name, "parent", rec.ParentID, "err", err)
+		return later
+	}
 	f.log.Warn("upload failed, will retry", "file", rec.Name, "parent", rec.ParentID, "err", err)
 	return err
 }

@@ -1,0 +1,72 @@
+package synapse_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/synfs/synfs/remote"
+	"github.com/synfs/synfs/remote/emulator"
+	"github.com/synfs/synfs/remote/synapse"
+)
+
+// With Synapse unreachable, a call fails in well under a second with
+// ErrOffline instead of running through its retries (default backoff,
+// minutes in all), and Probe brings the client back once Synapse answers.
+func TestOfflineFailsFastAndProbeRecovers(t *testing.T) {
+	em, err := emulator.New(emulator.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer em.Close()
+	_, folder, err := em.Seed(demoToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens: every dial is refused
+
+	conn := remote.NewConnectivity(remote.ConnectivityOptions{ProbeBase: 10 * time.Millisecond, ProbeCap: 50 * time.Millisecond})
+	repo, file, auth := synapse.Endpoints("http://" + addr)
+	c, err := synapse.New(synapse.Config{RepoEndpoint: repo, FileEndpoint: file, AuthEndpoint: auth,
+		Token: demoToken, Connectivity: conn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err = c.Children(ctx, folder)
+	if d := time.Since(start); d > time.Second || !errors.Is(err, remote.ErrOffline) || !errors.Is(err, remote.ErrTransient) {
+		t.Fatalf("got %v after %v, want ErrOffline within 1s", err, d)
+	}
+	if conn.Online() {
+		t.Fatal("online after a refused dial")
+	}
+	start = time.Now()
+	if _, err := c.Get(ctx, folder); !errors.Is(err, remote.ErrOffline) || time.Since(start) > 50*time.Millisecond {
+		t.Fatalf("got %v after %v while offline, want ErrOffline at once", err, time.Since(start))
+	}
+
+	go conn.Run(ctx, c.Probe)
+	ln, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("cannot listen on %s again: %v", addr, err)
+	}
+	srv := &http.Server{Handler: em}
+	go srv.Serve(ln)
+	defer srv.Close()
+	if err := conn.WaitOnline(ctx); err != nil {
+		t.Fatalf("not online after Synapse came back: %v", err)
+	}
+	if _, err := c.Children(ctx, folder); err != nil {
+		t.Fatalf("children once back: %v", err)
+	}
+}
