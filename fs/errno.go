@@ -72,6 +72,8 @@ func Errno(err error) syscall.Errno {
 		return syscall.EINVAL
 	case errors.Is(err, remote.ErrTooLarge):
 		return syscall.EFBIG
+	case errors.Is(err, remote.ErrOffline):
+		return syscall.ENOTCONN
 	case errors.Is(err, remote.ErrTransient):
 		return syscall.EAGAIN
 	}

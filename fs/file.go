@@ -89,7 +89,7 @@ func (n *file) Attr(ctx context.Context, a *fuse.Attr) error {
 		return n.fsys.errno("getattr", n.path(), cache.ErrNotFound)
 	}
 	if ent.Size < 0 {
-		got, err := n.fsys.client.Get(ctx, ent.ID)
+		got, err := n.fsys.fileEntity(ctx, ent.ID)
 		if err != nil {
 			return n.fsys.errno("getattr", n.path(), err)
 		}

@@ -39,6 +39,14 @@ type Options struct {
 	// should match the metadata cache's TTL (default 1 s).
 	AttrValid time.Duration
 
+	// Conn, when set, tells whether Synapse is reachable: while it is not,
+	// namespace reads answer from what the mount knows without asking.
+	Conn *remote.Connectivity
+	// RemoteWait bounds how long a syscall waits for a Synapse read
+	// (listing, permissions, size) before answering from what is known
+	// (default DefaultRemoteWait; see offline.go).
+	RemoteWait time.Duration
+
 	UID, GID uint32
 	Logger   *slog.Logger
 }
@@ -60,6 +68,11 @@ type FS struct {
 	ctx    context.Context // background work (remote read streams); cancelled by Close
 	cancel context.CancelFunc
 
+	conn     *remote.Connectivity
+	wait     time.Duration      // RemoteWait
+	flightMu sync.Mutex         // protects flights; a leaf
+	flights  map[string]*flight // bounded reads under way (offline.go)
+
 	srv atomic.Pointer[bfs.Server] // the FUSE server, for kernel cache invalidation
 
 	mu    sync.Mutex       // protects the maps below
@@ -79,11 +92,15 @@ func New(o Options) *FS {
 	if o.Meta == nil {
 		o.Meta = meta.New(meta.Options{TTL: 10 * o.AttrValid})
 	}
+	if o.RemoteWait <= 0 {
+		o.RemoteWait = DefaultRemoteWait
+	}
 	fsys := &FS{
 		client: o.Client, store: o.Store, flusher: o.Flusher, meta: o.Meta,
 		rootID: o.RootID, valid: o.AttrValid, uid: o.UID, gid: o.GID, log: o.Logger,
 		dirs: map[string]*dir{}, byID: map[string]*file{}, byIno: map[uint64]*file{},
 		anns: newAnnCache(10 * o.AttrValid),
+		conn: o.Conn, wait: o.RemoteWait, flights: map[string]*flight{},
 	}
 	if o.User != nil {
 		fsys.user = *o.User
@@ -260,22 +277,21 @@ func (fsys *FS) forgetDir(d *dir) {
 	}
 }
 
-// listing returns parentID's children, from the metadata cache or Synapse.
+// listing returns parentID's children, from the metadata cache or Synapse
+// (or, when Synapse cannot answer in time, as last known: offline.go).
 func (fsys *FS) listing(ctx context.Context, parentID string) (*meta.Listing, error) {
 	if l := fsys.meta.Listing(parentID); l != nil {
 		return l, nil
 	}
-	children, err := fsys.client.Children(ctx, parentID)
-	if err != nil {
-		return nil, err
-	}
-	return fsys.meta.SetListing(parentID, children), nil
+	return fsys.fetchListing(ctx, parentID)
 }
 
 // canAdd decides at create/mkdir time whether the caller may add children to
 // container id, so that the syscall fails at once with EACCES rather than
-// the upload failing later. When Synapse cannot be asked (outage), it allows
-// the create: the bytes are kept and the flusher reports any refusal.
+// the upload failing later. When Synapse cannot be asked in time (outage,
+// or slower than RemoteWait), it uses the last answer known, and without
+// one it allows the create: the bytes are kept and the flusher reports any
+// refusal in the file's failed state.
 func (fsys *FS) canAdd(ctx context.Context, id string) error {
 	if id == "" {
 		return errNoProjects
@@ -283,17 +299,12 @@ func (fsys *FS) canAdd(ctx context.Context, id string) error {
 	if !fsys.user.Certified {
 		return &remote.Error{Op: "create", Status: 403, Reason: remote.CertifiedOnlyReason, Kind: remote.ErrNotCertified}
 	}
-	p, ok := fsys.meta.Perms(id)
+	p, ok, err := fsys.permsOf(ctx, id)
+	if err != nil {
+		return err
+	}
 	if !ok {
-		got, err := fsys.client.Permissions(ctx, id)
-		if err != nil {
-			if remote.IsTransient(err) {
-				return nil
-			}
-			return err
-		}
-		p = *got
-		fsys.meta.SetPerms(id, p)
+		return nil // Synapse cannot be asked and nothing is known
 	}
 	if !p.CanAddChild {
 		return &remote.Error{Op: "create", Status: 403, Kind: remote.ErrPermission,

@@ -30,6 +30,7 @@ type Options struct {
 type Cache struct {
 	lists *expirable.LRU[string, *Listing]
 	perms *expirable.LRU[string, remote.Permissions]
+	known *lastKnown // answers past their TTL, for offline fallback (lastknown.go)
 }
 
 // New returns an empty cache.
@@ -49,6 +50,7 @@ func New(o Options) *Cache {
 	return &Cache{
 		lists: expirable.NewLRU[string, *Listing](o.Listings, nil, o.TTL),
 		perms: expirable.NewLRU[string, remote.Permissions](o.Perms, nil, o.PermTTL),
+		known: newLastKnown(),
 	}
 }
 
@@ -69,19 +71,22 @@ func (c *Cache) SetListing(parentID string, children []remote.Entity) *Listing {
 		l.byName[e.Name] = e
 	}
 	c.lists.Add(parentID, l)
+	c.known.lists.Add(parentID, l)
 	return l
 }
 
-// Put records e in its parent's listing, if that listing is cached.
+// Put records e in its parent's listing, if that listing is cached (or
+// last known).
 func (c *Cache) Put(e remote.Entity) {
-	if l := c.Listing(e.ParentID); l != nil {
+	if l := c.StaleListing(e.ParentID); l != nil {
 		l.put(e)
 	}
 }
 
-// Drop removes name from parentID's listing, if that listing is cached.
+// Drop removes name from parentID's listing, if that listing is cached (or
+// last known).
 func (c *Cache) Drop(parentID, name string) {
-	if l := c.Listing(parentID); l != nil {
+	if l := c.StaleListing(parentID); l != nil {
 		l.drop(name)
 	}
 }
@@ -93,7 +98,10 @@ func (c *Cache) Invalidate(parentID string) { c.lists.Remove(parentID) }
 func (c *Cache) Perms(id string) (remote.Permissions, bool) { return c.perms.Get(id) }
 
 // SetPerms caches the permissions on id.
-func (c *Cache) SetPerms(id string, p remote.Permissions) { c.perms.Add(id, p) }
+func (c *Cache) SetPerms(id string, p remote.Permissions) {
+	c.perms.Add(id, p)
+	c.known.perms.Add(id, p)
+}
 
 // Listing is one directory's children by name. Its methods are safe for
 // concurrent use.

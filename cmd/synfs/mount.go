@@ -119,6 +119,10 @@ func mount(mountpoint string, f mountFlags) int {
 	if cfg.RatePerMinute == 0 {
 		cfg.RatePerMinute = f.restRate
 	}
+	// Connectivity makes calls fail fast while Synapse is unreachable and
+	// probes until it is back; uploads pause meanwhile.
+	conn := remote.NewConnectivity(remote.ConnectivityOptions{Logger: log})
+	cfg.Connectivity = conn
 	client, err := synapse.New(cfg)
 	if err != nil {
 		return fail(1, "%v", err)
@@ -127,27 +131,37 @@ func mount(mountpoint string, f mountFlags) int {
 	check := cfg
 	check.MaxRetries, check.RetryCap = 2, time.Second
 	check.Logger = slog.New(slog.DiscardHandler)
+	check.Connectivity = nil
 	checker, err := synapse.New(check)
 	if err != nil {
 		return fail(1, "%v", err)
 	}
 	meCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	me, err := checker.Me(meCtx)
+	me, meErr := checker.Me(meCtx)
 	cancel()
-	switch {
-	case errors.Is(err, remote.ErrUnauthenticated):
+	if errors.Is(meErr, remote.ErrUnauthenticated) {
 		return fail(1, "Synapse refused the token (%s): create a new Personal Access Token on synapse.org (Account Settings) and put it in ~/.synapseConfig", where)
-	case err != nil:
-		return fail(1, "cannot reach Synapse at %s: %v", cfg.RepoEndpoint, err)
-	}
-	if !me.Certified {
-		log.Warn("your Synapse account " + me.UserName + " is not a Certified User: you can browse, but creating folders or files will fail with 'Permission denied' until you pass the Certified User quiz (synapse.org → Account Settings → Certification)")
 	}
 	store, err := cache.Open(cache.Options{Dir: filepath.Join(f.cacheDir, "stage"), MaxSize: maxSize, SpaceWait: f.spaceWait, Logger: log})
 	if err != nil {
 		return fail(1, "%v", err)
 	}
 	defer store.Close()
+	if meErr != nil {
+		// Unreachable: mount offline only to go on with staged work, which
+		// uploads when Synapse is back; a fresh cache fails at once, so that
+		// a wrong endpoint is seen.
+		if !remote.IsTransient(meErr) || pendingCount(store) <= 0 {
+			return fail(1, "cannot reach Synapse at %s: %v", cfg.RepoEndpoint, meErr)
+		}
+		log.Warn("Synapse is unreachable: mounting offline; staged files upload when it is back", "err", meErr)
+		conn.Failed(meErr.Error(), true)
+		me = &remote.User{UserName: "(not known while offline)", Certified: true}
+	}
+	go conn.Run(ctx, client.Probe)
+	if !me.Certified {
+		log.Warn("your Synapse account " + me.UserName + " is not a Certified User: you can browse, but creating folders or files will fail with 'Permission denied' until you pass the Certified User quiz (synapse.org → Account Settings → Certification)")
+	}
 
 	var fsys *fs.FS
 	delay := f.delay
@@ -155,16 +169,17 @@ func mount(mountpoint string, f mountFlags) int {
 		delay = -1 // the queue reads 0 as its default; 0 here means none
 	}
 	fl := flusher.New(store, client, flusher.Options{
-		Delay: delay, Transfers: f.transfers, Logger: log,
+		Delay: delay, Transfers: f.transfers, Logger: log, Conn: conn,
 		OnUploaded: func(rec cache.Record, e *remote.Entity) { fsys.Uploaded(rec, e) },
 	})
 	fsys = fs.New(fs.Options{
 		Client: client, Store: store, Flusher: fl, User: me, RootID: f.root,
 		Meta:      meta.New(meta.Options{TTL: 10 * f.attrTTL}),
 		AttrValid: f.attrTTL, UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), Logger: log,
+		Conn: conn,
 	})
 	defer fsys.Close()
-	if f.root != "" {
+	if f.root != "" && conn.Online() {
 		e, err := client.Get(ctx, f.root)
 		if err != nil {
 			return fail(1, "--root %s: %v", f.root, err)

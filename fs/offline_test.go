@@ -1,0 +1,299 @@
+package fs_test
+
+import (
+	"net"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/synfs/synfs/remote/emulator"
+)
+
+// downServer makes srv unreachable as a dead route or a stopped Synapse is:
+// nothing listens on its port any more (dials are refused) and the
+// connections it had are cut.
+func downServer(t *testing.T, srv *httptest.Server) {
+	t.Helper()
+	srv.Listener.Close()
+	srv.CloseClientConnections()
+}
+
+// upServer serves again on the port downServer closed.
+func upServer(t *testing.T, srv *httptest.Server) {
+	t.Helper()
+	ln, err := net.Listen("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatalf("listen again on %s: %v", srv.Listener.Addr(), err)
+	}
+	srv.Listener = ln // closed by srv.Close at cleanup
+	go srv.Config.Serve(ln)
+}
+
+// timed runs fn and fails the test when it takes longer than limit.
+func timed(t *testing.T, limit time.Duration, what string, fn func()) time.Duration {
+	t.Helper()
+	start := time.Now()
+	fn()
+	d := time.Since(start)
+	if d > limit {
+		t.Errorf("%s took %v, want at most %v", what, d.Round(time.Millisecond), limit)
+	}
+	return d
+}
+
+// quick runs op in a child process, like child, and fails the test when
+// its syscalls took longer than limit (the process start is not counted).
+func quick(t *testing.T, limit time.Duration, what, op, a, b string) (childResult, error) {
+	t.Helper()
+	res, err := child(t, op, a, b, nil)
+	if res.Took > limit {
+		t.Errorf("%s took %v, want at most %v", what, res.Took.Round(time.Millisecond), limit)
+	}
+	return res, err
+}
+
+// With Synapse stopped, the mount goes on: a copy into a known folder, ls
+// and stat of known entries return within a second from what the mount
+// knows, even with Synapse's own retry schedule (minutes of retries per
+// call); what the mount never saw and what only Synapse can do fail at once
+// with ENOTCONN. The status says so, uploads wait without burning attempts,
+// and once Synapse is back everything arrives once.
+func TestOfflineStagingAndBrowsing(t *testing.T) {
+	e := newEnv(t, envOptions{prodRetries: true})
+	old := pattern(100<<10, 1)
+	if err := put(t, filepath.Join(e.data, "old.bin"), old); err != nil {
+		t.Fatal(err)
+	}
+	e.drain(time.Minute)
+	if err := xMkdir(t, filepath.Join(e.data, "seen")); err != nil {
+		t.Fatal(err)
+	}
+	// A folder made elsewhere: listed in Data, never opened by the mount.
+	other := e.newClient(demoToken)
+	if _, err := other.CreateFolder(t.Context(), e.folder, "elsewhere"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "elsewhere in the listing", func() bool {
+		names, err := xReadDir(t, e.data)
+		return err == nil && strings.Contains(strings.Join(names, "/"), "elsewhere")
+	})
+	if st, err := xStat(t, filepath.Join(e.data, "old.bin")); err != nil || st.Size != int64(len(old)) {
+		t.Fatalf("stat old.bin online: %v, size %d", err, st.Size)
+	}
+
+	downServer(t, e.srv)
+	_, err := quick(t, time.Second, "ls of a folder never listed", "readdir", filepath.Join(e.data, "elsewhere"), "")
+	if errnoOf(err) != syscall.ENOTCONN {
+		t.Fatalf("ls of a never-listed folder offline: got %v, want ENOTCONN", err)
+	}
+	if e.conn.Online() {
+		t.Fatal("the mount did not notice that Synapse is unreachable")
+	}
+	// Let the cached listings and permissions expire (the test mount's
+	// metadata TTL is 1 s), so that answers must come from the last known.
+	time.Sleep(1200 * time.Millisecond)
+
+	big := pattern(3<<20, 2)
+	timed(t, time.Second, "cp of 3 MB into a known folder", func() {
+		if err := put(t, filepath.Join(e.data, "big.bin"), big); err != nil {
+			t.Error(err)
+		}
+	})
+	small := pattern(10<<10, 3)
+	timed(t, time.Second, "cp into a folder made during this mount", func() {
+		if err := put(t, filepath.Join(e.data, "seen", "a.bin"), small); err != nil {
+			t.Error(err)
+		}
+	})
+	res, err := quick(t, time.Second, "ls of a known folder", "readdir", e.data, "")
+	if err != nil {
+		t.Error(err)
+	}
+	if got := strings.Join(res.Names, " "); !strings.Contains(got, "big.bin") || !strings.Contains(got, "old.bin") ||
+		!strings.Contains(got, "seen") || !strings.Contains(got, "elsewhere") {
+		t.Errorf("ls offline: got %q, want big.bin, elsewhere, old.bin, seen", got)
+	}
+	for name, size := range map[string]int{"old.bin": len(old), "big.bin": len(big)} {
+		st, err := quick(t, time.Second, "stat of "+name, "stat", filepath.Join(e.data, name), "")
+		if err != nil || st.Size != int64(size) {
+			t.Errorf("stat %s offline: %v, size %d, want %d", name, err, st.Size, size)
+		}
+	}
+	if _, err := quick(t, time.Second, "stat of a known folder", "stat", filepath.Join(e.data, "elsewhere"), ""); err != nil {
+		t.Errorf("stat of a known folder offline: %v", err)
+	}
+	for _, c := range []struct{ what, op, a, b string }{
+		{"rm of an uploaded file", "remove", filepath.Join(e.data, "old.bin"), ""},
+		{"mv of an uploaded file", "rename", filepath.Join(e.data, "old.bin"), filepath.Join(e.data, "o.bin")},
+		{"reading content never cached", "read", filepath.Join(e.data, "old.bin"), ""},
+		{"stat of a name in an unseen folder", "stat", filepath.Join(e.data, "elsewhere", "x"), ""},
+	} {
+		if _, err := quick(t, time.Second, c.what, c.op, c.a, c.b); errnoOf(err) != syscall.ENOTCONN {
+			t.Errorf("%s offline: got %v, want ENOTCONN", c.what, err)
+		}
+	}
+	status, err := xReadFile(t, filepath.Join(e.mnt, ".synfs", "status"))
+	if err != nil || !strings.Contains(string(status), "Synapse: offline since") || !strings.Contains(string(status), "uploads paused") {
+		t.Errorf("status offline: %v\n%s", err, status)
+	}
+	// The uploads wait: no attempts burnt, no backoff built up.
+	waitFor(t, 10*time.Second, "the uploads paused", e.fl.Paused)
+	time.Sleep(300 * time.Millisecond) // several probe intervals: nothing may start meanwhile
+	for _, s := range e.fl.Status() {
+		if s.Attempts > 1 || (s.Queued && s.Queue.String() == "backoff") {
+			t.Errorf("%s offline: %d attempts, queue %v; want at most 1 and no backoff", s.Name, s.Attempts, s.Queue)
+		}
+	}
+
+	upServer(t, e.srv)
+	waitFor(t, 10*time.Second, "the mount to see Synapse again", e.conn.Online)
+	e.drain(time.Minute)
+	if got := e.remoteFile(e.folder, "big.bin"); got.Versions[len(got.Versions)-1].MD5 != md5hex(big) {
+		t.Errorf("big.bin: got MD5 %s, want %s", got.Versions[len(got.Versions)-1].MD5, md5hex(big))
+	}
+	seen := e.remoteFile(e.folder, "seen")
+	if got := e.remoteFile(seen.ID, "a.bin"); got.Versions[len(got.Versions)-1].MD5 != md5hex(small) {
+		t.Errorf("seen/a.bin: got MD5 %s, want %s", got.Versions[len(got.Versions)-1].MD5, md5hex(small))
+	}
+	e.remoteFile(e.folder, "old.bin") // still there, once
+	status, _ = xReadFile(t, filepath.Join(e.mnt, ".synfs", "status"))
+	if !strings.Contains(string(status), "Synapse: online") {
+		t.Errorf("status once back: %s", status)
+	}
+}
+
+// Online but slow: no listing or stat waits longer than RemoteWait; the
+// answer comes from what is known, and what was never seen fails with
+// EAGAIN rather than waiting.
+func TestSlowSynapseAnswersFromWhatIsKnown(t *testing.T) {
+	e := newEnv(t, envOptions{remoteWait: 300 * time.Millisecond})
+	b := pattern(20<<10, 4)
+	if err := put(t, filepath.Join(e.data, "f.bin"), b); err != nil {
+		t.Fatal(err)
+	}
+	e.drain(time.Minute)
+	if _, err := e.newClient(demoToken).CreateFolder(t.Context(), e.folder, "elsewhere"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "elsewhere in the listing", func() bool {
+		names, err := xReadDir(t, e.data)
+		return err == nil && strings.Contains(strings.Join(names, "/"), "elsewhere")
+	})
+	if st, err := xStat(t, filepath.Join(e.data, "f.bin")); err != nil || st.Size != int64(len(b)) {
+		t.Fatalf("stat online: %v size %d", err, st.Size)
+	}
+	remove := e.em.AddFault(emulator.Fault{Route: "*", Latency: 10 * time.Second})
+	defer remove()
+	time.Sleep(1200 * time.Millisecond) // let the cached listing expire (TTL 1 s)
+	res, err := quick(t, time.Second, "ls of a known folder on a slow Synapse", "readdir", e.data, "")
+	if err != nil || !strings.Contains(strings.Join(res.Names, " "), "f.bin") {
+		t.Errorf("ls slow: %v %v", res.Names, err)
+	}
+	res, err = quick(t, time.Second, "stat of a known file on a slow Synapse", "stat", filepath.Join(e.data, "f.bin"), "")
+	if err != nil || res.Size != int64(len(b)) {
+		t.Errorf("stat slow: %v size %d", err, res.Size)
+	}
+	_, err = quick(t, time.Second, "ls of a never-listed folder on a slow Synapse", "readdir", filepath.Join(e.data, "elsewhere"), "")
+	if errnoOf(err) != syscall.EAGAIN {
+		t.Errorf("ls of a never-listed folder, slow: got %v, want EAGAIN", err)
+	}
+	if !e.conn.Online() {
+		t.Error("a slow Synapse counted as unreachable")
+	}
+}
+
+// kill -9 while offline with staged files, remount while still offline,
+// then Synapse returns: every file arrives once, intact, in its folder.
+func TestKillNineWhileOffline(t *testing.T) {
+	requireFUSE(t)
+	em, err := emulator.New(emulator.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(em)
+	t.Cleanup(func() { srv.Close(); em.Close() })
+	_, folder, err := em.Seed(demoToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cacheDir, mnt := t.TempDir(), t.TempDir()
+	d := startDaemon(t, srv.URL, cacheDir, mnt)
+	data := filepath.Join(mnt, "Demo Project", "Data")
+	if err := xMkdir(t, filepath.Join(data, "sub")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := xReadDir(t, data); err != nil {
+		t.Fatal(err)
+	}
+
+	downServer(t, srv)
+	want := map[string][]byte{}
+	for i := range 5 {
+		name := "f" + itoa(i) + ".bin"
+		want[name] = pattern(200<<10+i, byte(10+i))
+		dir := data
+		if i%2 == 1 {
+			dir = filepath.Join(data, "sub")
+		}
+		if err := put(t, filepath.Join(dir, name), want[name]); err != nil {
+			t.Fatalf("cp %s offline: %v", name, err)
+		}
+	}
+	d.kill9(t)
+
+	// Remount while Synapse is still down: the staged files wait.
+	d = startDaemon(t, srv.URL, cacheDir, mnt)
+	status, err := os.ReadFile(filepath.Join(mnt, ".synfs", "status"))
+	if err != nil || !strings.Contains(string(status), "Synapse: offline") || !strings.Contains(string(status), "staged files: 5") {
+		t.Errorf("status after an offline remount: %v\n%s", err, status)
+	}
+	upServer(t, srv)
+	var sub string
+	for _, c := range em.Children(folder) {
+		if c.Name == "sub" {
+			sub = c.ID
+		}
+	}
+	if sub == "" {
+		t.Fatal("sub was not created online")
+	}
+	inFolder := func(i int) string {
+		if i%2 == 1 {
+			return sub
+		}
+		return folder
+	}
+	waitFor(t, 2*time.Minute, "every staged file in Synapse", func() bool {
+		for i := range 5 {
+			found := false
+			for _, c := range em.Children(inFolder(i)) {
+				found = found || c.Name == "f"+itoa(i)+".bin"
+			}
+			if !found {
+				return false
+			}
+		}
+		return true
+	})
+	d.stop(t)
+	for i := range 5 {
+		name := "f" + itoa(i) + ".bin"
+		n := 0
+		for _, c := range em.Children(inFolder(i)) {
+			if c.Name != name {
+				continue
+			}
+			n++
+			if v := c.Versions[len(c.Versions)-1]; v.MD5 != md5hex(want[name]) || len(c.Versions) != 1 {
+				t.Errorf("%s: got MD5 %s in %d versions, want %s in 1", name, v.MD5, len(c.Versions), md5hex(want[name]))
+			}
+		}
+		if n != 1 {
+			t.Errorf("%s: %d entities, want 1", name, n)
+		}
+	}
+}
