@@ -56,4 +56,3 @@ func (c *Cache) Remember(e remote.Entity) { c.known.ents.Add(e.ID, e) }
 
 // Remembered returns the last entity given to Remember for id.
 func (c *Cache) Remembered(id string) (remote.Entity, bool) { return c.known.ents.Get(id) }
-
