@@ -86,11 +86,18 @@ func (d *dir) Attr(ctx context.Context, a *fuse.Attr) error {
 func (d *dir) entry(ctx context.Context, name string) (*cache.Record, *remote.Entity, error) {
 	var rec *cache.Record
 	if d.id != "" {
-		r, err := d.fsys.store.Lookup(d.id, name)
+		sid := d.fsys.resolveID(d.id)
+		r, err := d.fsys.store.Lookup(sid, name)
 		switch {
 		case err == nil:
 			rec = r
 		case !errors.Is(err, cache.ErrNotFound):
+			return nil, nil, err
+		}
+		if fo, err := d.fsys.store.LookupFolder(sid, name); err == nil {
+			e := stagedFolderEntity(fo)
+			return rec, &e, nil
+		} else if !errors.Is(err, cache.ErrNotFound) {
 			return nil, nil, err
 		}
 	}
@@ -127,14 +134,19 @@ func (d *dir) Lookup(ctx context.Context, name string) (bfs.Node, error) {
 func (d *dir) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
 	l, err := d.fsys.listing(ctx, d.id)
 	var staged []cache.Record
+	var folders []cache.Folder
 	if d.id != "" {
+		sid := d.fsys.resolveID(d.id)
 		var serr error
-		staged, serr = d.fsys.store.List(d.id)
+		staged, serr = d.fsys.store.List(sid)
+		if serr == nil {
+			folders, serr = d.fsys.store.Folders(sid)
+		}
 		if serr != nil {
 			return nil, d.fsys.errno("readdir", d.pathOf(""), serr)
 		}
 	}
-	if err != nil && !(remote.IsTransient(err) && len(staged) > 0) {
+	if err != nil && !(remote.IsTransient(err) && len(staged)+len(folders) > 0) {
 		return nil, d.fsys.errno("readdir", d.pathOf(""), err)
 	}
 	var out []fuse.Dirent
@@ -146,6 +158,12 @@ func (d *dir) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
 	for _, r := range staged {
 		seen[r.Name] = true
 		out = append(out, fuse.Dirent{Name: r.Name, Type: fuse.DT_File})
+	}
+	for _, fo := range folders {
+		if !seen[fo.Name] {
+			seen[fo.Name] = true
+			out = append(out, fuse.Dirent{Name: fo.Name, Type: fuse.DT_Dir})
+		}
 	}
 	if l != nil {
 		for _, e := range l.Entries() {
@@ -190,9 +208,10 @@ func (d *dir) create(ctx context.Context, name string, flags fuse.OpenFlags) (*f
 		if e != nil {
 			entityID = e.ID
 		}
-		rec, err = d.fsys.store.Create(d.id, name, entityID, d.dirPath())
+		sid := d.fsys.resolveID(d.id)
+		rec, err = d.fsys.store.Create(sid, name, entityID, d.dirPath())
 		if errors.Is(err, cache.ErrExist) {
-			rec, err = d.fsys.store.Lookup(d.id, name)
+			rec, err = d.fsys.store.Lookup(sid, name)
 		}
 		if err != nil {
 			return nil, nil, err
@@ -214,7 +233,13 @@ func (d *dir) Mkdir(ctx context.Context, req *fuse.MkdirRequest) (bfs.Node, erro
 	if err := d.fsys.canAdd(ctx, d.id); err != nil {
 		return nil, d.fsys.errno("mkdir", path, err)
 	}
+	if d.fsys.shouldStageMkdir(d.id) {
+		return d.mkdirOffline(ctx, req.Name, path)
+	}
 	e, err := d.fsys.client.CreateFolder(ctx, d.id, req.Name)
+	if remote.IsTransient(err) && !d.fsys.conn.Online() {
+		return d.mkdirOffline(ctx, req.Name, path) // went offline just now
+	}
 	if err != nil {
 		return nil, d.fsys.errno("mkdir", path, err)
 	}
@@ -226,6 +251,24 @@ func (d *dir) Mkdir(ctx context.Context, req *fuse.MkdirRequest) (bfs.Node, erro
 		d.fsys.meta.SetPerms(e.ID, p)
 	}
 	d.fsys.log.Info("created folder " + path + " (" + e.ID + ")")
+	return d.fsys.dirNode(*e, d, path), nil
+}
+
+// mkdirOffline stages folder name in d (folders.go), after checking, from
+// what is known, that the name is free.
+func (d *dir) mkdirOffline(ctx context.Context, name, path string) (bfs.Node, error) {
+	rec, e, err := d.entry(ctx, name)
+	switch {
+	case err == nil && (rec != nil || e != nil):
+		return nil, d.fsys.errno("mkdir", path, cache.ErrExist)
+	case err != nil && !errors.Is(err, cache.ErrNotFound):
+		return nil, d.fsys.errno("mkdir", path, err)
+	}
+	e, err = d.mkdirStaged(name)
+	if err != nil {
+		return nil, d.fsys.errno("mkdir", path, err)
+	}
+	d.fsys.log.Info("staged folder " + path + " (" + e.ID + "); it is created in Synapse when Synapse is reachable")
 	return d.fsys.dirNode(*e, d, path), nil
 }
 
@@ -245,6 +288,9 @@ func (d *dir) remove(ctx context.Context, name string, isDir bool) error {
 	if isDir {
 		if e == nil || !e.Kind.IsContainer() {
 			return errNotDir
+		}
+		if cache.IsLocalID(e.ID) {
+			return d.fsys.removeStagedFolder(ctx, e.ID)
 		}
 		if err := d.fsys.checkEmpty(ctx, e.ID); err != nil {
 			return err
@@ -306,6 +352,14 @@ func (fsys *FS) checkEmpty(ctx context.Context, id string) error {
 	if len(staged) > 0 {
 		return errNotEmpty
 	}
+	if folders, err := fsys.store.Folders(id); err != nil {
+		return err
+	} else if len(folders) > 0 {
+		return errNotEmpty
+	}
+	if cache.IsLocalID(id) {
+		return nil
+	}
 	fsys.meta.Invalidate(id)
 	l, err := fsys.listing(ctx, id)
 	if err != nil {
@@ -366,14 +420,31 @@ func (d *dir) rename(ctx context.Context, oldName string, nd *dir, newName strin
 			return err
 		}
 	}
+	if srcEnt != nil && cache.IsLocalID(srcEnt.ID) && (dstEnt == nil || !cache.IsLocalID(dstEnt.ID)) {
+		done, err := d.fsys.renameStagedFolder(srcEnt.ID, nd, newName)
+		if err != nil {
+			return err
+		}
+		if done {
+			d.fsys.renamed(nil, srcEnt, nd, newName)
+			return nil
+		}
+		c := *srcEnt // created meanwhile: move the entity
+		c.ID = d.fsys.resolveID(srcEnt.ID)
+		srcEnt = &c
+	}
+	target := d.fsys.resolveID(nd.id)
 	if srcEnt != nil {
+		if cache.IsLocalID(target) || cache.IsLocalID(srcEnt.ID) || (dstEnt != nil && cache.IsLocalID(dstEnt.ID)) {
+			return errNotInSynapseYet
+		}
 		if dstEnt != nil {
 			if err := d.fsys.client.Delete(ctx, dstEnt.ID); err != nil {
 				return err
 			}
 			d.fsys.meta.Drop(nd.id, newName)
 		}
-		moved, err := d.fsys.client.Move(ctx, srcEnt.ID, nd.id, newName)
+		moved, err := d.fsys.client.Move(ctx, srcEnt.ID, target, newName)
 		if err != nil {
 			return err
 		}
@@ -385,7 +456,7 @@ func (d *dir) rename(ctx context.Context, oldName string, nd *dir, newName strin
 		// A staged file uploads under the name it has when its upload
 		// starts; if the target name holds a file in Synapse, the upload
 		// becomes a new version of it.
-		if err := d.fsys.store.Rename(srcRec.Ino, nd.id, newName, nd.dirPath()); err != nil {
+		if err := d.fsys.store.Rename(srcRec.Ino, target, newName, nd.dirPath()); err != nil {
 			return err
 		}
 	}
@@ -445,7 +516,7 @@ func (fsys *FS) renamed(rec *cache.Record, e *remote.Entity, nd *dir, name strin
 func (d *dir) Forget() { d.fsys.forgetDir(d) }
 
 // Fsync on a directory has nothing to do: folders are created in Synapse
-// before mkdir returns.
+// before mkdir returns, or staged in the cache (offline), which is durable.
 func (d *dir) Fsync(ctx context.Context, req *fuse.FsyncRequest) error { return nil }
 
 // Symlink fails with EPERM: Synapse has no symbolic links that a path could

@@ -158,7 +158,8 @@ func (e *env) mount(o envOptions) {
 	}
 	var fsys *fs.FS
 	fl := flusher.New(store, e.client, flusher.Options{Delay: delay, Transfers: 4, Logger: log, Conn: e.conn,
-		OnUploaded: func(rec cache.Record, ent *remote.Entity) { fsys.Uploaded(rec, ent) }})
+		OnUploaded:      func(rec cache.Record, ent *remote.Entity) { fsys.Uploaded(rec, ent) },
+		OnFolderCreated: func(fo cache.Folder, ent *remote.Entity) { fsys.FolderCreated(fo, ent) }})
 	fsys = fs.New(fs.Options{Client: e.client, Store: store, Flusher: fl, User: me,
 		Meta: meta.New(meta.Options{TTL: time.Second}), AttrValid: 100 * time.Millisecond,
 		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), Logger: log,

@@ -280,8 +280,12 @@ func (fsys *FS) forgetDir(d *dir) {
 // listing returns parentID's children, from the metadata cache or Synapse
 // (or, when Synapse cannot answer in time, as last known: offline.go).
 func (fsys *FS) listing(ctx context.Context, parentID string) (*meta.Listing, error) {
+	parentID = fsys.resolveID(parentID)
 	if l := fsys.meta.Listing(parentID); l != nil {
 		return l, nil
+	}
+	if cache.IsLocalID(parentID) {
+		return fsys.meta.SetListing(parentID, nil), nil // staged: nothing in Synapse yet
 	}
 	return fsys.fetchListing(ctx, parentID)
 }
@@ -298,6 +302,9 @@ func (fsys *FS) canAdd(ctx context.Context, id string) error {
 	}
 	if !fsys.user.Certified {
 		return &remote.Error{Op: "create", Status: 403, Reason: remote.CertifiedOnlyReason, Kind: remote.ErrNotCertified}
+	}
+	if id = fsys.resolveID(id); cache.IsLocalID(id) {
+		return nil // a staged folder: its parent's permissions were checked at mkdir
 	}
 	p, ok, err := fsys.permsOf(ctx, id)
 	if err != nil {

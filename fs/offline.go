@@ -152,6 +152,7 @@ type Connection struct {
 	Probes    int       // offline: probes failed so far
 	Reason    string    // offline: why, in the transport's or Synapse's words
 	Staged    int       // staged files not yet uploaded (failed ones included)
+	Folders   int       // staged folders not yet created
 	Paused    bool      // uploads wait for Synapse
 }
 
@@ -163,11 +164,13 @@ func (fsys *FS) Connection() Connection {
 	if inos, err := fsys.store.Pending(); err == nil {
 		c.Staged = len(inos)
 	}
+	c.Folders = len(fsys.flusher.Folders())
 	return c
 }
 
 // String renders c as the status line: "Synapse: online", or "Synapse:
-// offline since 06:41:02 (1m12s), 3 staged, next probe in 4s: <reason>".
+// offline since 06:41:02 (1m12s), 3 staged, uploads paused, next probe in
+// 4s: <reason>".
 func (c Connection) String() string {
 	if c.Online {
 		return "Synapse: online"
@@ -175,6 +178,10 @@ func (c Connection) String() string {
 	now := time.Now()
 	s := fmt.Sprintf("Synapse: offline since %s (%s), %d staged, uploads paused",
 		c.Since.Format(time.TimeOnly), now.Sub(c.Since).Round(time.Second), c.Staged)
+	if c.Folders > 0 {
+		s = fmt.Sprintf("Synapse: offline since %s (%s), %d staged files and %d folders, uploads paused",
+			c.Since.Format(time.TimeOnly), now.Sub(c.Since).Round(time.Second), c.Staged, c.Folders)
+	}
 	if !c.NextProbe.IsZero() {
 		s += fmt.Sprintf(", next probe in %s", max(0, c.NextProbe.Sub(now)).Round(100*time.Millisecond))
 	}

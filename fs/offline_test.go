@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -243,12 +244,24 @@ func TestKillNineWhileOffline(t *testing.T) {
 			t.Fatalf("cp %s offline: %v", name, err)
 		}
 	}
+	// Folders made offline, with files, nested.
+	deeper := filepath.Join(data, "newdir", "deeper")
+	if err := xMkdirAll(t, deeper); err != nil {
+		t.Fatalf("mkdir -p offline: %v", err)
+	}
+	g, h := pattern(30<<10, 20), pattern(40<<10, 21)
+	if err := put(t, filepath.Join(data, "newdir", "g.bin"), g); err != nil {
+		t.Fatal(err)
+	}
+	if err := put(t, filepath.Join(deeper, "h.bin"), h); err != nil {
+		t.Fatal(err)
+	}
 	d.kill9(t)
 
 	// Remount while Synapse is still down: the staged files wait.
 	d = startDaemon(t, srv.URL, cacheDir, mnt)
 	status, err := os.ReadFile(filepath.Join(mnt, ".synfs", "status"))
-	if err != nil || !strings.Contains(string(status), "Synapse: offline") || !strings.Contains(string(status), "staged files: 5") {
+	if err != nil || !strings.Contains(string(status), "Synapse: offline") || !strings.Contains(string(status), "staged files: 7") {
 		t.Errorf("status after an offline remount: %v\n%s", err, status)
 	}
 	upServer(t, srv)
@@ -279,7 +292,57 @@ func TestKillNineWhileOffline(t *testing.T) {
 		}
 		return true
 	})
+	var newdir emulator.EntityInfo
+	waitFor(t, time.Minute, "the folders made offline, and their files, in Synapse", func() bool {
+		n := 0
+		for _, c := range em.Children(folder) {
+			if c.Name == "newdir" {
+				newdir, n = c, n+1
+			}
+		}
+		if n != 1 {
+			return n > 1 // more than one fails below
+		}
+		got := map[string]string{}
+		for _, c := range em.Children(newdir.ID) {
+			got[c.Name] = c.ID
+		}
+		if got["g.bin"] == "" || got["deeper"] == "" {
+			return false
+		}
+		for _, c := range em.Children(got["deeper"]) {
+			if c.Name == "h.bin" {
+				return true
+			}
+		}
+		return false
+	})
 	d.stop(t)
+	count := map[string]int{}
+	for _, c := range em.Children(folder) {
+		count[c.Name]++
+	}
+	var deeperID string
+	for _, c := range em.Children(newdir.ID) {
+		count["newdir/"+c.Name]++
+		if c.Name == "g.bin" && c.Versions[len(c.Versions)-1].MD5 != md5hex(g) {
+			t.Error("newdir/g.bin: wrong content")
+		}
+		if c.Name == "deeper" {
+			deeperID = c.ID
+		}
+	}
+	for _, c := range em.Children(deeperID) {
+		count["deeper/"+c.Name]++
+		if c.Name == "h.bin" && c.Versions[len(c.Versions)-1].MD5 != md5hex(h) {
+			t.Error("newdir/deeper/h.bin: wrong content")
+		}
+	}
+	for _, name := range []string{"newdir", "newdir/g.bin", "newdir/deeper", "deeper/h.bin"} {
+		if count[name] != 1 {
+			t.Errorf("%s: %d entities, want 1", name, count[name])
+		}
+	}
 	for i := range 5 {
 		name := "f" + itoa(i) + ".bin"
 		n := 0
@@ -295,5 +358,116 @@ func TestKillNineWhileOffline(t *testing.T) {
 		if n != 1 {
 			t.Errorf("%s: %d entities, want 1", name, n)
 		}
+	}
+}
+
+// Folders made while Synapse is stopped: mkdir and cp -r of a tree with new
+// subfolders work at local speed; renames and removals made meanwhile are
+// honoured; when Synapse is back each folder is created once, before the
+// files inside it, and every file arrives once in its folder.
+func TestOfflineFolders(t *testing.T) {
+	e := newEnv(t, envOptions{prodRetries: true})
+	if _, err := xReadDir(t, e.data); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(t.TempDir(), "tree")
+	want := map[string][]byte{} // path under tree → bytes
+	for i := range 40 {
+		rel := "f" + itoa(i) + ".txt"
+		switch i % 3 {
+		case 1:
+			rel = filepath.Join("a", rel)
+		case 2:
+			rel = filepath.Join("b", rel)
+		}
+		want[rel] = pattern(4<<10+i, byte(i))
+		if err := os.MkdirAll(filepath.Join(src, filepath.Dir(rel)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(src, rel), want[rel], 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	local := timed(t, time.Minute, "cp -r to a local dir", func() { cpR(t, src, filepath.Join(t.TempDir(), "tree")) })
+
+	downServer(t, e.srv)
+	if _, err := xReadDir(t, filepath.Join(e.data, "nowhere-seen")); errnoOf(err) != syscall.ENOTCONN && errnoOf(err) != syscall.ENOENT {
+		t.Fatalf("probe offline: %v", err)
+	}
+	waitFor(t, 10*time.Second, "the mount to see Synapse stopped", func() bool { return !e.conn.Online() })
+
+	took := timed(t, 5*time.Second, "cp -r of 40 files in 3 new folders offline", func() { cpR(t, src, filepath.Join(e.data, "tree")) })
+	t.Logf("cp -r of 40 files, 3 new folders: offline %v, to a local dir %v", took.Round(time.Millisecond), local.Round(time.Millisecond))
+
+	if _, err := quick(t, time.Second, "mkdir offline", "mkdir", filepath.Join(e.data, "ren"), ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := put(t, filepath.Join(e.data, "ren", "in.bin"), []byte("renamed folder's file")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := quick(t, time.Second, "rename of a staged folder", "rename", filepath.Join(e.data, "ren"), filepath.Join(e.data, "ren2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := xMkdir(t, filepath.Join(e.data, "gone")); err != nil {
+		t.Fatal(err)
+	}
+	if err := xMkdir(t, filepath.Join(e.data, "gone")); errnoOf(err) != syscall.EEXIST {
+		t.Fatalf("mkdir of a staged name again: got %v, want EEXIST", err)
+	}
+	if err := xRemove(t, filepath.Join(e.data, "ren2")); errnoOf(err) != syscall.ENOTEMPTY {
+		t.Fatalf("rmdir of a staged folder with a file: got %v, want ENOTEMPTY", err)
+	}
+	if err := xRemove(t, filepath.Join(e.data, "gone")); err != nil {
+		t.Fatalf("rmdir of an empty staged folder: %v", err)
+	}
+	names, err := xReadDir(t, e.data)
+	if got := strings.Join(names, " "); err != nil || !strings.Contains(got, "tree") || !strings.Contains(got, "ren2") ||
+		strings.Contains(got, "gone") || strings.Contains(got, "ren ") {
+		t.Fatalf("ls offline: %q %v", got, err)
+	}
+	f1 := filepath.Join("a", "f"+itoa(1)+".txt")
+	if got, err := xReadFile(t, filepath.Join(e.data, "tree", f1)); err != nil || string(got) != string(want[f1]) {
+		t.Fatalf("read back a staged file in a staged folder: %v", err)
+	}
+	status, _ := xReadFile(t, filepath.Join(e.mnt, ".synfs", "status"))
+	if !strings.Contains(string(status), "folder") || !strings.Contains(string(status), "/tree/a/") {
+		t.Errorf("status offline lists no staged folders:\n%s", status)
+	}
+
+	upServer(t, e.srv)
+	waitFor(t, 10*time.Second, "the mount to see Synapse again", e.conn.Online)
+	e.drain(time.Minute)
+	waitFor(t, 30*time.Second, "every staged folder created", func() bool { return len(e.fl.Folders()) == 0 })
+
+	tree := e.remoteFile(e.folder, "tree")
+	ids := map[string]string{".": tree.ID, "a": e.remoteFile(tree.ID, "a").ID, "b": e.remoteFile(tree.ID, "b").ID}
+	for rel, b := range want {
+		got := e.remoteFile(ids[filepath.Dir(rel)], filepath.Base(rel))
+		if v := got.Versions[len(got.Versions)-1]; v.MD5 != md5hex(b) || len(got.Versions) != 1 {
+			t.Errorf("%s: got MD5 %s in %d versions, want %s in 1", rel, v.MD5, len(got.Versions), md5hex(b))
+		}
+	}
+	if n := len(e.em.Children(tree.ID)); n != 14+2 {
+		t.Errorf("tree holds %d entities, want 16", n)
+	}
+	ren := e.remoteFile(e.folder, "ren2")
+	e.remoteFile(ren.ID, "in.bin")
+	for _, c := range e.em.Children(e.folder) {
+		if c.Name == "ren" || c.Name == "gone" {
+			t.Errorf("%s exists in Synapse; it was renamed or removed while staged", c.Name)
+		}
+	}
+	// The staged folders' nodes now read Synapse's folders.
+	if names, err := xReadDir(t, filepath.Join(e.data, "tree", "a")); err != nil || len(names) != 13 {
+		t.Errorf("ls tree/a once created: %v %v", names, err)
+	}
+}
+
+// cpR copies directory src to dst with cp -r, in a child process.
+func cpR(t *testing.T, src, dst string) {
+	t.Helper()
+	out, err := exec.Command("cp", "-r", src, dst).CombinedOutput()
+	if err != nil {
+		t.Fatalf("cp -r %s %s: %v: %s", src, dst, err, out)
 	}
 }

@@ -36,6 +36,10 @@ type Options struct {
 	BackoffBase, BackoffCap time.Duration    // see writeback.Options
 	Now                     func() time.Time // see writeback.Options
 
+	// OnFolderCreated, if set, is called when a staged folder has been
+	// created in Synapse, with its record and the entity.
+	OnFolderCreated func(fo cache.Folder, e *remote.Entity)
+
 	// Conn, when set, pauses uploads while Synapse is unreachable and
 	// resumes them when it is back; a failure while it is offline costs
 	// the file no attempt and no backoff.
@@ -72,6 +76,7 @@ type Flusher struct {
 	progress map[uint64][2]int
 
 	stopWatch context.CancelFunc // ends watchConn
+	folderMu  sync.Mutex         // serialises staged folder creation (folders.go)
 }
 
 // New returns a Flusher; Start queues the files already staged.
@@ -129,6 +134,9 @@ func (f *Flusher) offline(err error) error {
 // those staged before a restart or crash.
 func (f *Flusher) Start(ctx context.Context) error {
 	f.pruneAnnotations()
+	if err := f.startFolders(); err != nil {
+		return err
+	}
 	inos, err := f.store.Pending()
 	if err != nil {
 		return err
@@ -292,6 +300,13 @@ func (f *Flusher) upload(ctx context.Context, ino uint64) error {
 		if err := s.SetUpload(ino, u); err != nil {
 			return err
 		}
+	}
+	parentID, err := f.resolveParent(ctx, rec.ParentID)
+	if err != nil {
+		return f.failed(ctx, rec, gen, err)
+	}
+	if parentID != rec.ParentID {
+		return f.requeue(ino) // the file now names the folder's entity
 	}
 	if err := s.SetState(ino, gen, cache.StateUploading, ""); errors.Is(err, cache.ErrChanged) {
 		return f.requeue(ino)

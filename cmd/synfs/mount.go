@@ -170,7 +170,8 @@ func mount(mountpoint string, f mountFlags) int {
 	}
 	fl := flusher.New(store, client, flusher.Options{
 		Delay: delay, Transfers: f.transfers, Logger: log, Conn: conn,
-		OnUploaded: func(rec cache.Record, e *remote.Entity) { fsys.Uploaded(rec, e) },
+		OnUploaded:      func(rec cache.Record, e *remote.Entity) { fsys.Uploaded(rec, e) },
+		OnFolderCreated: func(fo cache.Folder, e *remote.Entity) { fsys.FolderCreated(fo, e) },
 	})
 	fsys = fs.New(fs.Options{
 		Client: client, Store: store, Flusher: fl, User: me, RootID: f.root,
