@@ -78,6 +78,9 @@
 //
 // Synapse keeps no modes, owners or links; chmod and chown succeed without
 // effect. Extended attributes outside user. are not kept (ENOTSUP). Empty files stay in the cache (Synapse
-// refuses 0-byte files). mkdir, rm and mv of uploaded entities need Synapse
-// reachable. Unmounting does not wait for uploads. See docs/semantics.md.
+// refuses 0-byte files). While Synapse is unreachable, files and folders are
+// staged and listings answered from what the mount has seen; rm and mv of
+// uploaded entities, reading uploaded files and listing folders never seen
+// fail at once with ENOTCONN. Unmounting does not wait for uploads. See
+// docs/semantics.md.
 package main
