@@ -50,10 +50,10 @@ func (d *dir) mkdirStaged(name string) (*remote.Entity, error) {
 }
 
 // shouldStageMkdir reports whether mkdir in container id stages the
-// folder instead of creating it now: Synapse is unreachable, or the parent
-// is itself staged.
+// folder instead of creating it now: Synapse is unreachable, the parent is
+// itself staged, or StageFolders is set.
 func (fsys *FS) shouldStageMkdir(id string) bool {
-	return !fsys.conn.Online() || cache.IsLocalID(fsys.resolveID(id))
+	return fsys.stageDir || !fsys.conn.Online() || cache.IsLocalID(fsys.resolveID(id))
 }
 
 // FolderCreated is the flusher's OnFolderCreated hook: staged folder fo is

@@ -46,6 +46,10 @@ type Options struct {
 	// (listing, permissions, size) before answering from what is known
 	// (default DefaultRemoteWait; see offline.go).
 	RemoteWait time.Duration
+	// StageFolders makes mkdir stage every folder in the cache, online too,
+	// for the flusher to create (as it does offline), instead of creating it
+	// in Synapse before mkdir returns. See docs/benchmarks.md.
+	StageFolders bool
 
 	UID, GID uint32
 	Logger   *slog.Logger
@@ -70,6 +74,7 @@ type FS struct {
 
 	conn     *remote.Connectivity
 	wait     time.Duration      // RemoteWait
+	stageDir bool               // StageFolders
 	flightMu sync.Mutex         // protects flights; a leaf
 	flights  map[string]*flight // bounded reads under way (offline.go)
 
@@ -100,7 +105,7 @@ func New(o Options) *FS {
 		rootID: o.RootID, valid: o.AttrValid, uid: o.UID, gid: o.GID, log: o.Logger,
 		dirs: map[string]*dir{}, byID: map[string]*file{}, byIno: map[uint64]*file{},
 		anns: newAnnCache(10 * o.AttrValid),
-		conn: o.Conn, wait: o.RemoteWait, flights: map[string]*flight{},
+		conn: o.Conn, wait: o.RemoteWait, flights: map[string]*flight{}, stageDir: o.StageFolders,
 	}
 	if o.User != nil {
 		fsys.user = *o.User

@@ -77,9 +77,13 @@ func (n *file) xtarget() xtarget {
 }
 
 func (d *dir) xtarget() xtarget {
+	id := d.fsys.resolveID(d.id)
+	if cache.IsLocalID(id) {
+		id = "" // a staged folder has no entity, hence no annotations, yet
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return xtarget{path: d.path, id: d.id, parent: d.ent.ParentID, name: d.ent.Name, dir: d}
+	return xtarget{path: d.path, id: id, parent: d.ent.ParentID, name: d.ent.Name, dir: d}
 }
 
 func (n *file) Getxattr(ctx context.Context, req *fuse.GetxattrRequest, resp *fuse.GetxattrResponse) error {

@@ -45,6 +45,7 @@
 //	--attr-ttl D            kernel attribute cache time (default 1s; listings 10x)
 //	--allow-other           let other users see the mount
 //	--emulator              mount the embedded emulator even with a token
+//	--stage-folders         stage every mkdir, create folders in the background
 //	-v                      verbose log
 //
 // Every file and folder has extended attributes: user.synapse.id, .version,

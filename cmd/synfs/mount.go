@@ -29,7 +29,7 @@ type mountFlags struct {
 	endpoint, config, profile, cacheDir, root, maxSize string
 	delay, attrTTL, spaceWait                          time.Duration
 	transfers, parts, restConcurrency, restRate        int
-	allowOther, verbose, useEmulator                   bool
+	allowOther, verbose, useEmulator, stageFolders     bool
 }
 
 func cmdMount(args []string) int {
@@ -59,6 +59,7 @@ func cmdMount(args []string) int {
 	fl.BoolVar(&f.allowOther, "allow-other", false, "let other users see the mount (needs user_allow_other in /etc/fuse.conf)")
 	fl.BoolVar(&f.verbose, "v", false, "log every operation and upload step")
 	fl.BoolVar(&f.useEmulator, "emulator", false, "mount a local Synapse emulator even when a token is configured")
+	fl.BoolVar(&f.stageFolders, "stage-folders", false, "stage every mkdir in the cache and create the folder in the background, as when offline (default: create it before mkdir returns)")
 	// Go's flag package stops at the first non-flag: accept MOUNTPOINT first too.
 	var mountpoint string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -177,7 +178,7 @@ func mount(mountpoint string, f mountFlags) int {
 		Client: client, Store: store, Flusher: fl, User: me, RootID: f.root,
 		Meta:      meta.New(meta.Options{TTL: 10 * f.attrTTL}),
 		AttrValid: f.attrTTL, UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), Logger: log,
-		Conn: conn,
+		Conn: conn, StageFolders: f.stageFolders,
 	})
 	defer fsys.Close()
 	if f.root != "" && conn.Online() {
