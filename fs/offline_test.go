@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/synfs/synfs/cache"
 	"github.com/synfs/synfs/remote/emulator"
 )
 
@@ -469,5 +470,60 @@ func cpR(t *testing.T, src, dst string) {
 	out, err := exec.Command("cp", "-r", src, dst).CombinedOutput()
 	if err != nil {
 		t.Fatalf("cp -r %s %s: %v: %s", src, dst, err, out)
+	}
+}
+
+// Offline, a create in a folder whose permissions the mount never learnt is
+// allowed; when Synapse refuses it later, the file (and a folder made
+// offline, with the file in it) lands in the failed state with Synapse's
+// reason, and the bytes stay readable.
+func TestOfflineRefusalLandsInFailedState(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.em.AddUser("reader", "reader-token", true)
+	if err := e.em.Grant(e.project, "reader", "READ", "DOWNLOAD"); err != nil {
+		t.Fatal(err)
+	}
+	r := &env{t: t, em: e.em, srv: e.srv, project: e.project, folder: e.folder, cacheDir: t.TempDir()}
+	r.mount(envOptions{user: "reader-token", prodRetries: true})
+	if _, err := xReadDir(t, r.data); err != nil { // the folder is known; its permissions are not
+		t.Fatal(err)
+	}
+	downServer(t, e.srv)
+	xReadDir(t, filepath.Join(r.data, "never"))
+	waitFor(t, 10*time.Second, "the mount to see Synapse stopped", func() bool { return !r.conn.Online() })
+	body := []byte("kept although refused")
+	if err := put(t, filepath.Join(r.data, "x.txt"), body); err != nil {
+		t.Fatalf("cp offline into a folder with unknown permissions: %v", err)
+	}
+	if err := xMkdir(t, filepath.Join(r.data, "dd")); err != nil {
+		t.Fatalf("mkdir offline: %v", err)
+	}
+	if err := put(t, filepath.Join(r.data, "dd", "y.txt"), body); err != nil {
+		t.Fatal(err)
+	}
+	upServer(t, e.srv)
+	waitFor(t, 10*time.Second, "the mount to see Synapse again", r.conn.Online)
+	r.drain(time.Minute)
+	recs, err := r.store.Records()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2 {
+		t.Fatalf("got %d staged records, want 2", len(recs))
+	}
+	for _, rec := range recs {
+		if rec.State != cache.StateFailed || !strings.Contains(rec.Err, "permission denied") {
+			t.Errorf("%s: state %v, reason %q; want failed, permission denied", rec.Name, rec.State, rec.Err)
+		}
+	}
+	if got, err := xReadFile(t, filepath.Join(r.data, "x.txt")); err != nil || string(got) != string(body) {
+		t.Errorf("read back the refused file: %q, %v", got, err)
+	}
+	status, _ := xReadFile(t, filepath.Join(r.mnt, ".synfs", "status"))
+	if !strings.Contains(string(status), "failed") || !strings.Contains(string(status), "/dd/") {
+		t.Errorf("status lacks the failed file or folder:\n%s", status)
+	}
+	if n := len(e.em.Children(e.folder)); n != 0 {
+		t.Errorf("got %d entities in Data, want 0", n)
 	}
 }
