@@ -105,6 +105,15 @@ func TestOfflineStagingAndBrowsing(t *testing.T) {
 			t.Error(err)
 		}
 	})
+	if err := put(t, filepath.Join(e.data, "tmp.bin"), []byte("staged, then renamed and removed")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := quick(t, time.Second, "mv of a staged file", "rename", filepath.Join(e.data, "tmp.bin"), filepath.Join(e.data, "seen", "tmp2.bin")); err != nil {
+		t.Errorf("mv of a staged file offline: %v", err)
+	}
+	if _, err := quick(t, time.Second, "rm of a staged file", "remove", filepath.Join(e.data, "seen", "tmp2.bin"), ""); err != nil {
+		t.Errorf("rm of a staged file offline: %v", err)
+	}
 	small := pattern(10<<10, 3)
 	timed(t, time.Second, "cp into a folder made during this mount", func() {
 		if err := put(t, filepath.Join(e.data, "seen", "a.bin"), small); err != nil {
@@ -162,6 +171,11 @@ func TestOfflineStagingAndBrowsing(t *testing.T) {
 		t.Errorf("seen/a.bin: got MD5 %s, want %s", got.Versions[len(got.Versions)-1].MD5, md5hex(small))
 	}
 	e.remoteFile(e.folder, "old.bin") // still there, once
+	for _, c := range append(e.em.Children(e.folder), e.em.Children(seen.ID)...) {
+		if strings.HasPrefix(c.Name, "tmp") {
+			t.Errorf("%s reached Synapse; it was removed while staged", c.Name)
+		}
+	}
 	status, _ = xReadFile(t, filepath.Join(e.mnt, ".synfs", "status"))
 	if !strings.Contains(string(status), "Synapse: online") {
 		t.Errorf("status once back: %s", status)
@@ -208,9 +222,15 @@ func TestSlowSynapseAnswersFromWhatIsKnown(t *testing.T) {
 	}
 }
 
-// kill -9 while offline with staged files, remount while still offline,
-// then Synapse returns: every file arrives once, intact, in its folder.
+// kill -9 while offline with staged files and folders, remount while still
+// offline (then Synapse returns) or once Synapse is back: every file
+// arrives once, intact, in its folder.
 func TestKillNineWhileOffline(t *testing.T) {
+	t.Run("remountOffline", func(t *testing.T) { killNineWhileOffline(t, true) })
+	t.Run("remountOnline", func(t *testing.T) { killNineWhileOffline(t, false) })
+}
+
+func killNineWhileOffline(t *testing.T, remountOffline bool) {
 	requireFUSE(t)
 	em, err := emulator.New(emulator.Options{})
 	if err != nil {
@@ -259,13 +279,18 @@ func TestKillNineWhileOffline(t *testing.T) {
 	}
 	d.kill9(t)
 
-	// Remount while Synapse is still down: the staged files wait.
-	d = startDaemon(t, srv.URL, cacheDir, mnt)
-	status, err := os.ReadFile(filepath.Join(mnt, ".synfs", "status"))
-	if err != nil || !strings.Contains(string(status), "Synapse: offline") || !strings.Contains(string(status), "staged files: 7") {
-		t.Errorf("status after an offline remount: %v\n%s", err, status)
+	if remountOffline {
+		// Remount while Synapse is still down: the staged files wait.
+		d = startDaemon(t, srv.URL, cacheDir, mnt)
+		status, err := os.ReadFile(filepath.Join(mnt, ".synfs", "status"))
+		if err != nil || !strings.Contains(string(status), "Synapse: offline") || !strings.Contains(string(status), "staged files: 7") {
+			t.Errorf("status after an offline remount: %v\n%s", err, status)
+		}
+		upServer(t, srv)
+	} else {
+		upServer(t, srv)
+		d = startDaemon(t, srv.URL, cacheDir, mnt)
 	}
-	upServer(t, srv)
 	var sub string
 	for _, c := range em.Children(folder) {
 		if c.Name == "sub" {
