@@ -143,6 +143,32 @@ func (fsys *FS) fileEntity(ctx context.Context, id string) (*remote.Entity, erro
 	return nil, err
 }
 
+// boundedAnnotations reads entity id's annotations within the bound, else
+// returns the last ones read (getfattr while Synapse is unreachable).
+func (fsys *FS) boundedAnnotations(ctx context.Context, id string) (*remote.Annotations, error) {
+	var got *remote.Annotations
+	err := fsys.bounded(ctx, "annotations of "+id, "anns\x00"+id, func(ctx context.Context) error {
+		a, err := fsys.client.Annotations(ctx, id)
+		if err == nil {
+			got = a
+			fsys.anns.put(id, a, "")
+		}
+		return err
+	})
+	switch {
+	case err == nil && got != nil:
+		return got, nil
+	case err == nil, remote.IsTransient(err):
+		if a := fsys.anns.last(id); a != nil {
+			return a, nil
+		}
+	}
+	if err == nil {
+		err = errors.New("annotations of " + id + ": no answer")
+	}
+	return nil, err
+}
+
 // Connection is what the mount knows about reaching Synapse, for status
 // displays (.synfs/status, synfs status).
 type Connection struct {

@@ -86,6 +86,12 @@ func TestOfflineStagingAndBrowsing(t *testing.T) {
 	if st, err := xStat(t, filepath.Join(e.data, "old.bin")); err != nil || st.Size != int64(len(old)) {
 		t.Fatalf("stat old.bin online: %v, size %d", err, st.Size)
 	}
+	if err := xSetxattr(t, filepath.Join(e.data, "old.bin"), "user.kind", "raw"); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := xGetxattr(t, filepath.Join(e.data, "old.bin"), "user.kind"); err != nil || v != "raw" {
+		t.Fatalf("getfattr online: %q, %v", v, err)
+	}
 
 	downServer(t, e.srv)
 	_, err := quick(t, time.Second, "ls of a folder never listed", "readdir", filepath.Join(e.data, "elsewhere"), "")
@@ -136,6 +142,12 @@ func TestOfflineStagingAndBrowsing(t *testing.T) {
 	}
 	if _, err := quick(t, time.Second, "stat of a known folder", "stat", filepath.Join(e.data, "elsewhere"), ""); err != nil {
 		t.Errorf("stat of a known folder offline: %v", err)
+	}
+	for name, want := range map[string]string{"user.kind": "raw", "user.synapse.id": e.remoteFile(e.folder, "old.bin").ID} {
+		res, err := quick(t, time.Second, "getfattr "+name, "getxattr", filepath.Join(e.data, "old.bin"), name)
+		if err != nil || string(res.Data) != want {
+			t.Errorf("getfattr %s offline: %q, %v; want %q", name, res.Data, err, want)
+		}
 	}
 	for _, c := range []struct{ what, op, a, b string }{
 		{"rm of an uploaded file", "remove", filepath.Join(e.data, "old.bin"), ""},

@@ -407,7 +407,7 @@ func (fsys *FS) remoteAnnotations(ctx context.Context, t xtarget) (*remote.Annot
 	if a := fsys.anns.get(t.id, stamp); a != nil {
 		return a, nil
 	}
-	a, err := fsys.client.Annotations(ctx, t.id)
+	a, err := fsys.boundedAnnotations(ctx, t.id)
 	if err != nil {
 		return nil, err
 	}
