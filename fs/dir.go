@@ -298,7 +298,7 @@ func (d *dir) remove(ctx context.Context, name string, isDir bool) error {
 		if err := d.fsys.client.Delete(ctx, e.ID); err != nil {
 			return err
 		}
-		d.fsys.meta.Drop(d.id, name)
+		d.fsys.meta.Drop(d.fsys.resolveID(d.id), name)
 		d.fsys.meta.Invalidate(e.ID)
 		return nil
 	}
@@ -311,8 +311,8 @@ func (d *dir) remove(ctx context.Context, name string, isDir bool) error {
 		}
 		// An upload that was under way may have created the entity just now:
 		// look again, uncached, so the name really goes.
-		if e == nil {
-			if got, err := d.fsys.client.Lookup(ctx, d.id, name); err == nil && got.Kind == remote.KindFile {
+		if pid := d.fsys.resolveID(d.id); e == nil && !cache.IsLocalID(pid) {
+			if got, err := d.fsys.client.Lookup(ctx, pid, name); err == nil && got.Kind == remote.KindFile {
 				e = got
 			}
 		}
@@ -322,7 +322,7 @@ func (d *dir) remove(ctx context.Context, name string, isDir bool) error {
 			return err
 		}
 	}
-	d.fsys.meta.Drop(d.id, name)
+	d.fsys.meta.Drop(d.fsys.resolveID(d.id), name)
 	return nil
 }
 
@@ -442,13 +442,13 @@ func (d *dir) rename(ctx context.Context, oldName string, nd *dir, newName strin
 			if err := d.fsys.client.Delete(ctx, dstEnt.ID); err != nil {
 				return err
 			}
-			d.fsys.meta.Drop(nd.id, newName)
+			d.fsys.meta.Drop(target, newName)
 		}
 		moved, err := d.fsys.client.Move(ctx, srcEnt.ID, target, newName)
 		if err != nil {
 			return err
 		}
-		d.fsys.meta.Drop(d.id, oldName)
+		d.fsys.meta.Drop(d.fsys.resolveID(d.id), oldName)
 		d.fsys.meta.Put(*moved)
 		srcEnt = moved
 	}
@@ -475,12 +475,12 @@ func (d *dir) settleUpload(ctx context.Context, name string, rec *cache.Record, 
 	err := d.fsys.flusher.Flush(wctx, rec.Ino)
 	cancel()
 	if err == nil {
-		d.fsys.meta.Invalidate(d.id)
+		d.fsys.meta.Invalidate(d.fsys.resolveID(d.id))
 		return d.entry(ctx, name)
 	}
 	d.fsys.flusher.Cancel(rec.Ino)
-	if e == nil {
-		if got, lerr := d.fsys.client.Lookup(ctx, d.id, name); lerr == nil && got.Kind == remote.KindFile {
+	if pid := d.fsys.resolveID(d.id); e == nil && !cache.IsLocalID(pid) {
+		if got, lerr := d.fsys.client.Lookup(ctx, pid, name); lerr == nil && got.Kind == remote.KindFile {
 			e = got
 		}
 	}
