@@ -236,9 +236,11 @@ func (d *dir) Mkdir(ctx context.Context, req *fuse.MkdirRequest) (bfs.Node, erro
 	if d.fsys.shouldStageMkdir(d.id) {
 		return d.mkdirOffline(ctx, req.Name, path)
 	}
-	e, err := d.fsys.client.CreateFolder(ctx, d.id, req.Name)
-	if remote.IsTransient(err) && !d.fsys.conn.Online() {
-		return d.mkdirOffline(ctx, req.Name, path) // went offline just now
+	e, err := d.fsys.createFolderBounded(ctx, d.fsys.resolveID(d.id), req.Name)
+	if remote.IsTransient(err) && (!d.fsys.conn.Online() || errors.Is(err, errSlow)) {
+		// Went offline just now, or Synapse is slower than the bound: stage
+		// it; the flusher adopts the folder if the create went through.
+		return d.mkdirOffline(ctx, req.Name, path)
 	}
 	if err != nil {
 		return nil, d.fsys.errno("mkdir", path, err)
@@ -247,7 +249,7 @@ func (d *dir) Mkdir(ctx context.Context, req *fuse.MkdirRequest) (bfs.Node, erro
 	// A new folder is empty and inherits its parent's permissions: knowing
 	// both saves two round trips for the files cp -r puts in it next.
 	d.fsys.meta.SetListing(e.ID, nil)
-	if p, ok := d.fsys.meta.Perms(d.id); ok {
+	if p, ok := d.fsys.meta.Perms(e.ParentID); ok {
 		d.fsys.meta.SetPerms(e.ID, p)
 	}
 	d.fsys.log.Info("created folder " + path + " (" + e.ID + ")")

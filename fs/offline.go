@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/synfs/synfs/cache"
 	"github.com/synfs/synfs/cache/meta"
 	"github.com/synfs/synfs/remote"
 )
@@ -25,6 +26,10 @@ const DefaultRemoteWait = 3 * time.Second
 
 // backgroundCallMax bounds a read that went on in the background.
 const backgroundCallMax = 2 * time.Minute
+
+// errSlow marks a call that Synapse did not answer within RemoteWait (it
+// goes on in the background). It comes with an ErrTransient (EAGAIN).
+var errSlow = errors.New("slow")
 
 // flight is one background read shared by every syscall that needs it.
 type flight struct {
@@ -65,11 +70,35 @@ func (fsys *FS) bounded(ctx context.Context, op, key string, fn func(ctx context
 		if !fsys.conn.Online() {
 			return fsys.conn.Err(op)
 		}
-		return &remote.Error{Op: op, Kind: remote.ErrTransient,
-			Reason: fmt.Sprintf("Synapse did not answer within %v; the answer will be cached when it comes", fsys.wait)}
+		return fmt.Errorf("%w: %w", errSlow, &remote.Error{Op: op, Kind: remote.ErrTransient,
+			Reason: fmt.Sprintf("Synapse did not answer within %v; the answer will be cached when it comes", fsys.wait)})
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// createFolderBounded is CreateFolder within the bound. When the bound
+// passes first (errSlow), the create goes on and mkdir stages the folder:
+// the flusher's create then finds this one (ErrExist) and adopts it.
+// Concurrent mkdirs of one name share one create; all but the first get
+// ErrExist.
+func (fsys *FS) createFolderBounded(ctx context.Context, parentID, name string) (*remote.Entity, error) {
+	var got *remote.Entity
+	err := fsys.bounded(ctx, "mkdir "+name+" in "+parentID, "mkdir\x00"+parentID+"\x00"+name, func(ctx context.Context) error {
+		e, err := fsys.client.CreateFolder(ctx, parentID, name)
+		if err == nil {
+			fsys.meta.Put(*e)
+			got = e
+		}
+		return err
+	})
+	switch {
+	case err != nil:
+		return nil, err // got is not read: the create may still be running
+	case got == nil:
+		return nil, cache.ErrExist // another mkdir of this name made it
+	}
+	return got, nil
 }
 
 // fetchListing asks Synapse for parentID's children, within the bound, and

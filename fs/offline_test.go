@@ -229,9 +229,17 @@ func TestSlowSynapseAnswersFromWhatIsKnown(t *testing.T) {
 	if errnoOf(err) != syscall.EAGAIN {
 		t.Errorf("ls of a never-listed folder, slow: got %v, want EAGAIN", err)
 	}
+	// mkdir does not wait either: past the bound the folder is staged, and
+	// the create that went on is adopted, not repeated.
+	if _, err := quick(t, 2*time.Second, "mkdir on a slow Synapse", "mkdir", filepath.Join(e.data, "slowdir"), ""); err != nil {
+		t.Fatalf("mkdir slow: %v", err)
+	}
 	if !e.conn.Online() {
 		t.Error("a slow Synapse counted as unreachable")
 	}
+	remove()
+	waitFor(t, time.Minute, "the staged folder created", func() bool { return len(e.fl.Folders()) == 0 })
+	e.remoteFile(e.folder, "slowdir") // exactly one
 }
 
 // kill -9 while offline with staged files and folders, remount while still
