@@ -27,6 +27,9 @@
 //	                          inos are reserved 1024 at a time
 //	g/flush                   scratch key the garbage collector writes and drops
 //	                          to force a memtable flush
+//	m/<ino:8>                 staged folder: JSON of Folder (folder.go)
+//	n/<parentID>\x00<name>    folder index: the staged folder at that location,
+//	                          present exactly while it has no entity
 //
 // # Consistency
 //
