@@ -73,6 +73,7 @@ func (fsys *FS) FolderCreated(fo cache.Folder, e *remote.Entity) {
 		if _, taken := fsys.dirs[e.ID]; !taken {
 			fsys.dirs[e.ID] = d
 		}
+		d.setEntity(*e, "") // dir.mu is a leaf under FS.mu; forgetDir drops the alias by it
 	}
 	fsys.mu.Unlock()
 }

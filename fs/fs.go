@@ -280,6 +280,12 @@ func (fsys *FS) forgetDir(d *dir) {
 	if fsys.dirs[d.id] == d && !d.root {
 		delete(fsys.dirs, d.id)
 	}
+	d.mu.Lock()
+	alias := d.ent.ID // a staged folder's entity, once created (FolderCreated)
+	d.mu.Unlock()
+	if alias != d.id && fsys.dirs[alias] == d {
+		delete(fsys.dirs, alias)
+	}
 }
 
 // listing returns parentID's children, from the metadata cache or Synapse

@@ -152,7 +152,8 @@ func mount(mountpoint string, f mountFlags) int {
 		// Unreachable: mount offline only to go on with staged work, which
 		// uploads when Synapse is back; a fresh cache fails at once, so that
 		// a wrong endpoint is seen.
-		if !remote.IsTransient(meErr) || pendingCount(store) <= 0 {
+		staged, _ := store.Folders("")
+		if !remote.IsTransient(meErr) || (pendingCount(store) <= 0 && len(staged) == 0) {
 			return fail(1, "cannot reach Synapse at %s: %v", cfg.RepoEndpoint, meErr)
 		}
 		log.Warn("Synapse is unreachable: mounting offline; staged files upload when it is back", "err", meErr)
