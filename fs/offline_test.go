@@ -41,6 +41,7 @@ func timed(t *testing.T, limit time.Duration, what string, fn func()) time.Durat
 	start := time.Now()
 	fn()
 	d := time.Since(start)
+	t.Logf("%s: %v", what, d.Round(time.Microsecond))
 	if d > limit {
 		t.Errorf("%s took %v, want at most %v", what, d.Round(time.Millisecond), limit)
 	}
@@ -52,6 +53,7 @@ func timed(t *testing.T, limit time.Duration, what string, fn func()) time.Durat
 func quick(t *testing.T, limit time.Duration, what, op, a, b string) (childResult, error) {
 	t.Helper()
 	res, err := child(t, op, a, b, nil)
+	t.Logf("%s: %v", what, res.Took.Round(time.Microsecond))
 	if res.Took > limit {
 		t.Errorf("%s took %v, want at most %v", what, res.Took.Round(time.Millisecond), limit)
 	}
