@@ -281,6 +281,9 @@ func (c *Client) rest(ctx context.Context, cl call) error {
 		if attempt >= c.cfg.MaxRetries {
 			return last
 		}
+		if !c.conn.Online() {
+			return c.conn.Err(op) // this failure made Synapse unreachable: no retry
+		}
 		d := c.backoff(attempt, wait)
 		c.log.LogAttrs(ctx, slogWarn, "synapse: retrying", attrOp(op), attrErr(last), attrAttempt(attempt+1), attrWait(d))
 		if err := sleep(ctx, d); err != nil {
