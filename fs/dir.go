@@ -308,6 +308,9 @@ func (d *dir) remove(ctx context.Context, name string, isDir bool) error {
 		return errIsDir
 	}
 	if rec != nil {
+		if err := d.fsys.interruptedUpload(rec); err != nil {
+			return err
+		}
 		if err := d.fsys.unstage(ctx, rec.Ino); err != nil {
 			return err
 		}
@@ -473,6 +476,9 @@ func (d *dir) rename(ctx context.Context, oldName string, nd *dir, newName strin
 // that the rename moves it too and the re-upload under the new name finds it
 // rather than creating a second one.
 func (d *dir) settleUpload(ctx context.Context, name string, rec *cache.Record, e *remote.Entity) (*cache.Record, *remote.Entity, error) {
+	if err := d.fsys.interruptedUpload(rec); err != nil {
+		return nil, nil, err
+	}
 	wctx, cancel := context.WithTimeout(ctx, settleWait)
 	err := d.fsys.flusher.Flush(wctx, rec.Ino)
 	cancel()

@@ -198,6 +198,17 @@ func (fsys *FS) boundedAnnotations(ctx context.Context, id string) (*remote.Anno
 	return nil, err
 }
 
+// interruptedUpload refuses, while Synapse is unreachable, to rename or
+// remove a staged file whose upload was under way: it may have created the
+// entity already, which only Synapse can tell, so going on could leave an
+// entity behind (ENOTCONN rather than a second entity).
+func (fsys *FS) interruptedUpload(rec *cache.Record) error {
+	if rec.State == cache.StateUploading && !fsys.conn.Online() {
+		return fsys.conn.Err("rename or remove of a file whose upload was under way")
+	}
+	return nil
+}
+
 // Connection is what the mount knows about reaching Synapse, for status
 // displays (.synfs/status, synfs status).
 type Connection struct {

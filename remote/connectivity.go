@@ -19,7 +19,7 @@ var ErrOffline = errors.New("Synapse is unreachable")
 // defaults named in their comments.
 type ConnectivityOptions struct {
 	// Threshold is how many failed attempts in a row (transport failures,
-	// 500, 502, 503, 504) make Synapse count as unreachable (default 3). A
+	// 502, 503, 504) make Synapse count as unreachable (default 3). A
 	// refused or failed dial counts as unreachable at once.
 	Threshold int
 	// ProbeBase and ProbeCap bound the wait between probes while offline:
@@ -121,7 +121,7 @@ func (c *Connectivity) Err(op string) error {
 }
 
 // Succeeded records that Synapse answered a call (any HTTP status other
-// than 500, 502, 503 and 504).
+// than 502, 503 and 504: a 500 is an answer about one request).
 func (c *Connectivity) Succeeded() {
 	if c == nil {
 		return

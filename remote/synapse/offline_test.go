@@ -70,3 +70,27 @@ func TestOfflineFailsFastAndProbeRecovers(t *testing.T) {
 		t.Fatalf("children once back: %v", err)
 	}
 }
+
+// Three 503s in a row (Synapse's maintenance answer) make Synapse
+// unreachable; 500s, answers about one request, do not.
+func TestUnavailableStormGoesOffline(t *testing.T) {
+	e := newEmu(t, emulator.Options{})
+	for _, tc := range []struct {
+		status  int
+		offline bool
+	}{{500, false}, {503, true}} {
+		remove := e.em.AddFault(emulator.Fault{Route: "*", Status: tc.status})
+		conn := remote.NewConnectivity(remote.ConnectivityOptions{})
+		repo, file, auth := synapse.Endpoints(e.url)
+		c, err := synapse.New(synapse.Config{RepoEndpoint: repo, FileEndpoint: file, AuthEndpoint: auth, Token: demoToken,
+			RetryBase: time.Millisecond, RetryCap: 2 * time.Millisecond, MaxRetries: 5, Connectivity: conn})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Get(context.Background(), e.folder)
+		if got := !conn.Online(); got != tc.offline || (tc.offline != errors.Is(err, remote.ErrOffline)) {
+			t.Errorf("%d storm: offline %v, err %v; want offline %v", tc.status, got, err, tc.offline)
+		}
+		remove()
+	}
+}

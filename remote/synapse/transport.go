@@ -293,7 +293,8 @@ func (c *Client) rest(ctx context.Context, cl call) error {
 }
 
 // report tells the connectivity tracker how one REST attempt went: an
-// answer other than a server failure means Synapse is reachable.
+// answer other than a gateway's or an unavailable service's means Synapse
+// is reachable (a 500 is about one request, not the service).
 func (c *Client) report(ctx context.Context, status int, err error) {
 	switch {
 	case c.conn == nil:
@@ -301,11 +302,17 @@ func (c *Client) report(ctx context.Context, status int, err error) {
 		if ctx.Err() == nil {
 			c.conn.Failed(c.scrub(err.Error()), notSent(err))
 		}
-	case retryableStatus(status) && status != http.StatusTooManyRequests:
+	case unavailable(status):
 		c.conn.Failed(fmt.Sprintf("%d %s", status, http.StatusText(status)), false)
 	default:
 		c.conn.Succeeded()
 	}
+}
+
+// unavailable reports whether status says the service, not the request,
+// failed: 502, 503 (Synapse's maintenance answer), 504.
+func unavailable(status int) bool {
+	return status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout
 }
 
 // Probe asks Synapse for its version (GET /version, without retries),
@@ -322,7 +329,7 @@ func (c *Client) Probe(ctx context.Context) error {
 	switch {
 	case err != nil:
 		return c.transportError(cl.op(), err)
-	case retryableStatus(status) && status != http.StatusTooManyRequests:
+	case unavailable(status):
 		return c.statusError(cl.op(), status, body)
 	}
 	return nil
