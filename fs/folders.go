@@ -14,10 +14,6 @@ import (
 // then the folder's node has the folder's local ID; afterwards the node
 // keeps that ID and resolves it to the entity's (resolveID).
 
-// errNotInSynapseYet is a remote operation on a folder, or into a folder,
-// that is still staged.
-var errNotInSynapseYet = &remote.Error{Op: "move", Kind: remote.ErrTransient,
-	Reason: "the folder is not in Synapse yet; it will be created when Synapse is reachable"}
 
 // resolveID returns the ID to use for container id now: a staged folder's
 // entity once it exists, else id itself.

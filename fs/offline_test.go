@@ -458,6 +458,9 @@ func TestOfflineFolders(t *testing.T) {
 	if _, err := quick(t, time.Second, "rename of a staged folder", "rename", filepath.Join(e.data, "ren"), filepath.Join(e.data, "ren2")); err != nil {
 		t.Fatal(err)
 	}
+	if err := xSetxattr(t, filepath.Join(e.data, "ren2"), "user.k", "v"); errnoOf(err) != syscall.EBUSY {
+		t.Errorf("setfattr on a staged folder: got %v, want EBUSY", err)
+	}
 	if err := xMkdir(t, filepath.Join(e.data, "gone")); err != nil {
 		t.Fatal(err)
 	}

@@ -342,6 +342,9 @@ func (fsys *FS) changeAnnotation(ctx context.Context, t xtarget, name string, va
 		return nil
 	}
 	if t.id == "" && t.dir != nil {
+		if cache.IsLocalID(t.dir.id) {
+			return errNotInSynapseYet // a staged folder: no entity to annotate yet
+		}
 		return errNoProjects // the projects root
 	}
 	if t.id == "" {
