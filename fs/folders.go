@@ -14,7 +14,6 @@ import (
 // then the folder's node has the folder's local ID; afterwards the node
 // keeps that ID and resolves it to the entity's (resolveID).
 
-
 // resolveID returns the ID to use for container id now: a staged folder's
 // entity once it exists, else id itself.
 func (fsys *FS) resolveID(id string) string {
