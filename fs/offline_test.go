@@ -581,3 +581,65 @@ func TestOfflineRefusalLandsInFailedState(t *testing.T) {
 		t.Errorf("got %d entities in Data, want 0", n)
 	}
 }
+
+// A file whose upload was under way when synfs was killed cannot be
+// removed or renamed while Synapse is unreachable (only Synapse knows
+// whether that upload made the entity); once Synapse is back it arrives
+// once.
+func TestInterruptedUploadWaitsForSynapse(t *testing.T) {
+	requireFUSE(t)
+	em, err := emulator.New(emulator.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(em)
+	t.Cleanup(func() { srv.Close(); em.Close() })
+	_, folder, err := em.Seed(demoToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cacheDir, mnt := t.TempDir(), t.TempDir()
+	d := startDaemon(t, srv.URL, cacheDir, mnt)
+	data := filepath.Join(mnt, "Demo Project", "Data")
+	remove := em.AddFault(emulator.Fault{Route: "PUT /file/v1/file/multipart/", Stall: time.Minute})
+	body := pattern(1<<20, 30)
+	if err := put(t, filepath.Join(data, "u.bin"), body); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the upload under way", func() bool {
+		status, _ := os.ReadFile(filepath.Join(mnt, ".synfs", "status"))
+		return strings.Contains(string(status), "uploading")
+	})
+	d.kill9(t)
+	remove()
+	downServer(t, srv)
+	d = startDaemon(t, srv.URL, cacheDir, mnt)
+	for what, err := range map[string]error{
+		"rm": os.Remove(filepath.Join(data, "u.bin")),
+		"mv": os.Rename(filepath.Join(data, "u.bin"), filepath.Join(data, "v.bin")),
+	} {
+		if errnoOf(err) != syscall.ENOTCONN {
+			t.Errorf("%s of a file whose upload was interrupted, offline: got %v, want ENOTCONN", what, err)
+		}
+	}
+	upServer(t, srv)
+	waitFor(t, time.Minute, "u.bin in Synapse", func() bool {
+		for _, c := range em.Children(folder) {
+			if c.Name == "u.bin" && len(c.Versions) > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	d.stop(t)
+	n := 0
+	for _, c := range em.Children(folder) {
+		n++
+		if c.Name != "u.bin" || len(c.Versions) != 1 || c.Versions[0].MD5 != md5hex(body) {
+			t.Errorf("got %s with %d versions, want u.bin once with its bytes", c.Name, len(c.Versions))
+		}
+	}
+	if n != 1 {
+		t.Errorf("got %d entities, want 1", n)
+	}
+}
