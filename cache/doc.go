@@ -31,6 +31,9 @@
 //	                          entity never changes (size, MD5) and the mtime and
 //	                          mode the user gave it; read by Versions, written by
 //	                          PutVersion and SetVersionAttrs; never deleted
+//	m/<ino:8>                 staged folder: JSON of Folder (folder.go)
+//	n/<parentID>\x00<name>    folder index: the staged folder at that location,
+//	                          present exactly while it has no entity
 //
 // # Consistency
 //

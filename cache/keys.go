@@ -18,6 +18,8 @@ const (
 	tabOwner   = 'o' // o/owner                   → Owner (JSON): the endpoint and user the staged files are for
 	tabAnnot   = 'a' // a/<ino:8>                 → annotations to apply once the file's entity exists (JSON)
 	tabVersion = 'v' // v/<entityID>\x00<version:8> → Version (JSON): what a File version never changes, and its user attrs
+	tabFolder  = 'm' // m/<ino:8>                 → staged folder (JSON)
+	tabFIndex  = 'n' // n/<parentID>\x00<name>    → ino:8 of a staged folder not yet created
 )
 
 var (
@@ -70,6 +72,26 @@ func indexPrefix(parentID string) []byte {
 // indexKey is x/<parentID>\x00<name>.
 func indexKey(parentID, name string) []byte {
 	return append(indexPrefix(parentID), name...)
+}
+
+// folderKey is m/<ino>.
+func folderKey(ino uint64) []byte { return inoKey(tabFolder, ino) }
+
+// parseFolderKey returns the ino of an m/ key.
+func parseFolderKey(k []byte) (uint64, bool) { return parseInoKey(tabFolder, k) }
+
+// folderIndexPrefix is n/<parentID>\x00, the prefix of every staged folder
+// in a folder.
+func folderIndexPrefix(parentID string) []byte {
+	k := make([]byte, 0, 3+len(parentID))
+	k = append(k, tabFIndex, '/')
+	k = append(k, parentID...)
+	return append(k, 0)
+}
+
+// folderIndexKey is n/<parentID>\x00<name>.
+func folderIndexKey(parentID, name string) []byte {
+	return append(folderIndexPrefix(parentID), name...)
 }
 
 func parseInoKey(tab byte, k []byte) (uint64, bool) {

@@ -128,6 +128,12 @@ func FuzzKeys(f *testing.F) {
 		if id, v, ok := parseVersionKey(raw); ok && !bytes.Equal(versionKey(id, v), raw) {
 			t.Fatalf("parseVersionKey(%x) = (%q, %d) does not re-encode", raw, id, v)
 		}
+		if i, ok := parseFolderKey(raw); ok && !bytes.Equal(folderKey(i), raw) {
+			t.Fatalf("parseFolderKey(%x) = %d does not re-encode", raw, i)
+		}
+		if i, ok := ParseLocalID(string(raw)); ok && LocalID(i) != string(raw) {
+			t.Fatalf("ParseLocalID(%q) = %d does not re-encode", raw, i)
+		}
 		if p, n, ok := parseIndexKey(raw); ok && !bytes.Equal(indexKey(p, n), raw) {
 			t.Fatalf("parseIndexKey(%x) = (%q, %q) does not re-encode", raw, p, n)
 		}

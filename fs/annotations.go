@@ -73,6 +73,14 @@ func (c *annCache) put(id string, a *remote.Annotations, stamp string) {
 	c.m[id] = annEntry{a: a, stamp: stamp, at: time.Now()}
 }
 
+// last returns entity id's annotations as last stored, however old, or
+// nil: the answer when Synapse cannot be asked (offline.go).
+func (c *annCache) last(id string) *remote.Annotations {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[id].a
+}
+
 // drop forgets entity id's annotations (its etag changed).
 func (c *annCache) drop(id string) {
 	c.mu.Lock()

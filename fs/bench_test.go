@@ -448,6 +448,7 @@ func BenchmarkCopyToUploaded1GiB(b *testing.B) {
 //     client (--rest-concurrency 3, the default 600 calls/min) and the
 //     emulator (3 in flight, 600/min per user); 60 files, as 1000 would take
 //     12 minutes.
+//
 // envInt reads a whole number from the environment, or def.
 func envInt(name string, def int) int {
 	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
@@ -643,4 +644,62 @@ func BenchmarkMemory4GiB(b *testing.B) {
 		b.ReportMetric(time.Since(drained).Seconds(), "gc-wait-s")
 	}
 	os.Remove(src)
+}
+
+// BenchmarkCpTreeFolders: cp -r of 40 files of 4 KiB in a new folder with 2
+// subfolders, with 20 ms added to every REST call, once with mkdir creating
+// each folder in Synapse before it returns (the default), once with
+// --stage-folders (mkdir stages the folder and the flusher creates it, as
+// offline). cp-s is the cp -r's own time (the critical path), synfs-s until
+// every file is in Synapse; ratio is default/staged for cp-s.
+func BenchmarkCpTreeFolders(b *testing.B) {
+	lat := []emulator.Fault{{Route: "/repo/v1/", Latency: 20 * time.Millisecond},
+		{Route: "/file/v1/", Latency: 20 * time.Millisecond}}
+	requireFUSE(b)
+	work := b.TempDir()
+	src := filepath.Join(work, "tree")
+	for k := range 40 {
+		dir := src
+		if k%3 > 0 {
+			dir = filepath.Join(src, fmt.Sprintf("sub%d", k%3))
+		}
+		os.MkdirAll(dir, 0o755)
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%02d.dat", k)), pattern(4<<10, byte(k)), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	run := func(b *testing.B, flags ...string) (cp, total time.Duration) {
+		e := newBenchEmu(b, emulator.Options{DataDir: "-"})
+		for _, f := range lat {
+			e.em.AddFault(f)
+		}
+		flags = append([]string{"--writeback-delay", "100ms", "--rest-concurrency", "16", "--rest-rate", "1000000"}, flags...)
+		d := startBenchDaemon(b, e, filepath.Join(b.TempDir(), "cache"), flags...)
+		os.ReadDir(d.data) // warm: the folder's listing and permissions
+		start := time.Now()
+		cp = runCmd(b, d, 5*time.Minute, "cp", "-r", src, d.data)
+		end := poll(b, 5*time.Minute, "all files uploaded", func() bool {
+			t, ok := e.child(e.folder, "tree")
+			if !ok {
+				return false
+			}
+			n := e.filesIn(t.ID)
+			for _, s := range []string{"sub1", "sub2"} {
+				if c, ok := e.child(t.ID, s); ok {
+					n += e.filesIn(c.ID)
+				}
+			}
+			return n == 40
+		})
+		return cp, end.Sub(start)
+	}
+	for i := 0; i < b.N; i++ {
+		cpSync, totalSync := run(b)
+		cpStaged, totalStaged := run(b, "--stage-folders")
+		b.ReportMetric(cpSync.Seconds(), "default-cp-s")
+		b.ReportMetric(cpStaged.Seconds(), "staged-cp-s")
+		b.ReportMetric(totalSync.Seconds(), "default-synfs-s")
+		b.ReportMetric(totalStaged.Seconds(), "staged-synfs-s")
+		b.ReportMetric(cpSync.Seconds()/cpStaged.Seconds(), "ratio")
+	}
 }

@@ -2,6 +2,8 @@ package fs
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"sync"
 	"time"
@@ -56,13 +58,42 @@ func newVersions() *versions {
 }
 
 // listing returns parentID's children, from the metadata cache or Synapse.
+//
+// A listing past its TTL is served while one refresh runs in the
+// background (meta.Load). One the mount lacks is fetched within the bound
+// of offline.go, and when Synapse cannot answer in time (unreachable, or
+// slow) the last-known listing answers, stale but immediate. A staged
+// folder (local ID) lists nothing from Synapse.
 func (fsys *FS) listing(ctx context.Context, parentID string) (*meta.Listing, error) {
-	return fsys.meta.Load(ctx, parentID, func() ([]remote.Entity, error) { return fsys.fetchListing(parentID) })
+	parentID = fsys.resolveID(parentID)
+	fetch := func() ([]remote.Entity, error) { return fsys.listRemote(parentID) }
+	if cache.IsLocalID(parentID) {
+		if l := fsys.meta.StaleListing(parentID); l != nil {
+			return l, nil
+		}
+		return fsys.meta.SetListing(parentID, nil), nil
+	}
+	if l := fsys.meta.Listing(parentID); l != nil {
+		return fsys.meta.Load(ctx, parentID, fetch) // fresh, or served while it is refreshed
+	}
+	err := fsys.bounded(ctx, "list "+parentID, "children\x00"+parentID, func(ctx context.Context) error {
+		_, err := fsys.meta.Load(ctx, parentID, fetch)
+		return err
+	})
+	if err == nil || remote.IsTransient(err) {
+		if l := fsys.meta.StaleListing(parentID); l != nil {
+			return l, nil
+		}
+	}
+	if err == nil {
+		return fsys.meta.SetListing(parentID, nil), nil // evicted at once: very unlikely
+	}
+	return nil, err
 }
 
-// fetchListing lists parentID in Synapse and starts fetching, in the
+// listRemote lists parentID in Synapse and starts fetching, in the
 // background, the versions of its files that the cache does not hold yet.
-func (fsys *FS) fetchListing(parentID string) ([]remote.Entity, error) {
+func (fsys *FS) listRemote(parentID string) ([]remote.Entity, error) {
 	children, err := fsys.client.Children(fsys.ctx, parentID)
 	if err != nil {
 		return nil, err
@@ -120,8 +151,9 @@ func (fsys *FS) prefetch(ks []cache.VersionKey) {
 // cache's v/ table, or fetched from Synapse once and kept there.
 func (fsys *FS) version(ctx context.Context, e *remote.Entity) (cache.Version, error) {
 	if e.Version < 1 {
-		// Not from a listing: ask Synapse which version is current.
-		got, err := fsys.client.Get(ctx, e.ID)
+		// Not from a listing: ask Synapse which version is current
+		// (within the bound; else as last seen).
+		got, err := fsys.fileEntity(ctx, e.ID)
 		if err != nil {
 			return cache.Version{}, err
 		}
@@ -131,7 +163,19 @@ func (fsys *FS) version(ctx context.Context, e *remote.Entity) (cache.Version, e
 	if v, ok, err := fsys.store.Version(k.EntityID, k.Version); err == nil && ok && v.Size >= 0 {
 		return v, nil
 	}
-	return fsys.fetchVersion(ctx, k)
+	// Never seen: ask Synapse, but a syscall waits at most the bound
+	// (offline.go); the answer is kept when it comes.
+	if !fsys.conn.Online() {
+		return cache.Version{}, fsys.conn.Err("stat " + e.ID)
+	}
+	wctx, cancel := context.WithTimeout(ctx, fsys.wait)
+	defer cancel()
+	v, err := fsys.fetchVersion(wctx, k)
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		return v, fmt.Errorf("%w: %w", errSlow, &remote.Error{Op: "stat " + e.ID, Kind: remote.ErrTransient,
+			Reason: fmt.Sprintf("Synapse did not answer within %v; the answer will be cached when it comes", fsys.wait)})
+	}
+	return v, err
 }
 
 // fetchVersion asks Synapse for version k's size and MD5 (one bundle2

@@ -43,11 +43,13 @@ type childResult struct {
 	Mtime time.Time
 	Data  []byte
 	Names []string
+	Took  time.Duration // how long the syscalls took, without the process start
 }
 
 func childMain(op, a, b string) int {
 	var res childResult
 	var err error
+	start := time.Now()
 	switch op {
 	case "write":
 		var data []byte
@@ -154,6 +156,7 @@ func childMain(op, a, b string) int {
 	default:
 		err = errors.New("unknown child op " + op)
 	}
+	res.Took = time.Since(start)
 	var en syscall.Errno
 	switch {
 	case errors.As(err, &en):

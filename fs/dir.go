@@ -90,11 +90,18 @@ func (d *dir) entry(ctx context.Context, name string) (*cache.Record, *remote.En
 	}
 	var rec *cache.Record
 	if d.id != "" {
-		r, err := d.fsys.store.Lookup(d.id, name)
+		sid := d.fsys.resolveID(d.id)
+		r, err := d.fsys.store.Lookup(sid, name)
 		switch {
 		case err == nil:
 			rec = r
 		case !errors.Is(err, cache.ErrNotFound):
+			return nil, nil, err
+		}
+		if fo, err := d.fsys.store.LookupFolder(sid, name); err == nil {
+			e := stagedFolderEntity(fo)
+			return rec, &e, nil
+		} else if !errors.Is(err, cache.ErrNotFound) {
 			return nil, nil, err
 		}
 	}
@@ -142,14 +149,19 @@ func (d *dir) lookup(ctx context.Context, name string) (bfs.Node, error) {
 func (d *dir) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
 	l, err := d.fsys.listing(ctx, d.id)
 	var staged []cache.Record
+	var folders []cache.Folder
 	if d.id != "" {
+		sid := d.fsys.resolveID(d.id)
 		var serr error
-		staged, serr = d.fsys.store.List(d.id)
+		staged, serr = d.fsys.store.List(sid)
+		if serr == nil {
+			folders, serr = d.fsys.store.Folders(sid)
+		}
 		if serr != nil {
 			return nil, d.fsys.errno("readdir", d.pathOf(""), serr)
 		}
 	}
-	if err != nil && !(remote.IsTransient(err) && len(staged) > 0) {
+	if err != nil && !(remote.IsTransient(err) && len(staged)+len(folders) > 0) {
 		return nil, d.fsys.errno("readdir", d.pathOf(""), err)
 	}
 	out := []fuse.Dirent{{Name: ".", Type: fuse.DT_Dir}, {Name: "..", Type: fuse.DT_Dir}}
@@ -161,6 +173,12 @@ func (d *dir) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
 	for _, r := range staged {
 		seen[r.Name] = true
 		out = append(out, fuse.Dirent{Name: r.Name, Type: fuse.DT_File})
+	}
+	for _, fo := range folders {
+		if !seen[fo.Name] {
+			seen[fo.Name] = true
+			out = append(out, fuse.Dirent{Name: fo.Name, Type: fuse.DT_Dir})
+		}
 	}
 	if l != nil {
 		for _, e := range l.Entries() {
@@ -211,9 +229,10 @@ func (d *dir) create(ctx context.Context, name string, flags fuse.OpenFlags) (*f
 		if e != nil {
 			entityID = e.ID
 		}
-		rec, err = d.fsys.store.Create(d.id, name, entityID, d.dirPath())
+		sid := d.fsys.resolveID(d.id)
+		rec, err = d.fsys.store.Create(sid, name, entityID, d.dirPath())
 		if errors.Is(err, cache.ErrExist) {
-			rec, err = d.fsys.store.Lookup(d.id, name)
+			rec, err = d.fsys.store.Lookup(sid, name)
 		}
 		if err != nil {
 			return nil, nil, err
@@ -238,7 +257,15 @@ func (d *dir) Mkdir(ctx context.Context, req *fuse.MkdirRequest) (bfs.Node, erro
 	if err := d.fsys.canAdd(ctx, d.id); err != nil {
 		return nil, d.fsys.errno("mkdir", path, err)
 	}
-	e, err := d.fsys.client.CreateFolder(ctx, d.id, req.Name)
+	if d.fsys.shouldStageMkdir(d.id) {
+		return d.mkdirOffline(ctx, req.Name, path)
+	}
+	e, err := d.fsys.createFolderBounded(ctx, d.fsys.resolveID(d.id), req.Name)
+	if remote.IsTransient(err) && (!d.fsys.conn.Online() || errors.Is(err, errSlow)) {
+		// Went offline just now, or Synapse is slower than the bound: stage
+		// it; the flusher adopts the folder if the create went through.
+		return d.mkdirOffline(ctx, req.Name, path)
+	}
 	if err != nil {
 		return nil, d.fsys.errno("mkdir", path, err)
 	}
@@ -246,10 +273,28 @@ func (d *dir) Mkdir(ctx context.Context, req *fuse.MkdirRequest) (bfs.Node, erro
 	// A new folder is empty and inherits its parent's permissions: knowing
 	// both saves two round trips for the files cp -r puts in it next.
 	d.fsys.meta.SetListing(e.ID, nil)
-	if p, ok := d.fsys.meta.Perms(d.id); ok {
+	if p, ok := d.fsys.meta.Perms(e.ParentID); ok {
 		d.fsys.meta.SetPerms(e.ID, p)
 	}
 	d.fsys.log.Info("created folder " + path + " (" + e.ID + ")")
+	return d.fsys.dirNode(*e, d, path), nil
+}
+
+// mkdirOffline stages folder name in d (folders.go), after checking, from
+// what is known, that the name is free.
+func (d *dir) mkdirOffline(ctx context.Context, name, path string) (bfs.Node, error) {
+	rec, e, err := d.entry(ctx, name)
+	switch {
+	case err == nil && (rec != nil || e != nil):
+		return nil, d.fsys.errno("mkdir", path, cache.ErrExist)
+	case err != nil && !errors.Is(err, cache.ErrNotFound):
+		return nil, d.fsys.errno("mkdir", path, err)
+	}
+	e, err = d.mkdirStaged(name)
+	if err != nil {
+		return nil, d.fsys.errno("mkdir", path, err)
+	}
+	d.fsys.log.Info("staged folder " + path + " (" + e.ID + "); it is created in Synapse when Synapse is reachable")
 	return d.fsys.dirNode(*e, d, path), nil
 }
 
@@ -270,13 +315,16 @@ func (d *dir) remove(ctx context.Context, name string, isDir bool) error {
 		if e == nil || !e.Kind.IsContainer() {
 			return errNotDir
 		}
+		if cache.IsLocalID(e.ID) {
+			return d.fsys.removeStagedFolder(ctx, e.ID)
+		}
 		if err := d.fsys.checkEmpty(ctx, e.ID); err != nil {
 			return err
 		}
 		if err := d.fsys.client.Delete(ctx, e.ID); err != nil {
 			return err
 		}
-		d.fsys.meta.Drop(d.id, name)
+		d.fsys.meta.Drop(d.fsys.resolveID(d.id), name)
 		d.fsys.meta.Invalidate(e.ID)
 		return nil
 	}
@@ -284,13 +332,16 @@ func (d *dir) remove(ctx context.Context, name string, isDir bool) error {
 		return errIsDir
 	}
 	if rec != nil {
+		if err := d.fsys.interruptedUpload(rec); err != nil {
+			return err
+		}
 		if err := d.fsys.unstage(ctx, rec.Ino); err != nil {
 			return err
 		}
 		// An upload that was under way may have created the entity just now:
 		// look again, uncached, so the name really goes.
-		if e == nil {
-			if got, err := d.fsys.client.Lookup(ctx, d.id, name); err == nil && got.Kind == remote.KindFile {
+		if pid := d.fsys.resolveID(d.id); e == nil && !cache.IsLocalID(pid) {
+			if got, err := d.fsys.client.Lookup(ctx, pid, name); err == nil && got.Kind == remote.KindFile {
 				e = got
 			}
 		}
@@ -300,7 +351,7 @@ func (d *dir) remove(ctx context.Context, name string, isDir bool) error {
 			return err
 		}
 	}
-	d.fsys.meta.Drop(d.id, name)
+	d.fsys.meta.Drop(d.fsys.resolveID(d.id), name)
 	return nil
 }
 
@@ -343,6 +394,14 @@ func (fsys *FS) checkEmpty(ctx context.Context, id string) error {
 	}
 	if len(staged) > 0 {
 		return errNotEmpty
+	}
+	if folders, err := fsys.store.Folders(id); err != nil {
+		return err
+	} else if len(folders) > 0 {
+		return errNotEmpty
+	}
+	if cache.IsLocalID(id) {
+		return nil
 	}
 	fsys.meta.Invalidate(id)
 	l, err := fsys.listing(ctx, id)
@@ -407,18 +466,35 @@ func (d *dir) rename(ctx context.Context, oldName string, nd *dir, newName strin
 			return err
 		}
 	}
+	if srcEnt != nil && cache.IsLocalID(srcEnt.ID) && (dstEnt == nil || !cache.IsLocalID(dstEnt.ID)) {
+		done, err := d.fsys.renameStagedFolder(srcEnt.ID, nd, newName)
+		if err != nil {
+			return err
+		}
+		if done {
+			d.fsys.renamed(nil, srcEnt, nd, newName)
+			return nil
+		}
+		c := *srcEnt // created meanwhile: move the entity
+		c.ID = d.fsys.resolveID(srcEnt.ID)
+		srcEnt = &c
+	}
+	target := d.fsys.resolveID(nd.id)
 	if srcEnt != nil {
+		if cache.IsLocalID(target) || cache.IsLocalID(srcEnt.ID) || (dstEnt != nil && cache.IsLocalID(dstEnt.ID)) {
+			return errNotInSynapseYet
+		}
 		if dstEnt != nil {
 			if err := d.fsys.client.Delete(ctx, dstEnt.ID); err != nil {
 				return err
 			}
-			d.fsys.meta.Drop(nd.id, newName)
+			d.fsys.meta.Drop(target, newName)
 		}
-		moved, err := d.fsys.client.Move(ctx, srcEnt.ID, nd.id, newName)
+		moved, err := d.fsys.client.Move(ctx, srcEnt.ID, target, newName)
 		if err != nil {
 			return err
 		}
-		d.fsys.meta.Drop(d.id, oldName)
+		d.fsys.meta.Drop(d.fsys.resolveID(d.id), oldName)
 		d.fsys.meta.Put(*moved)
 		srcEnt = moved
 	}
@@ -426,7 +502,7 @@ func (d *dir) rename(ctx context.Context, oldName string, nd *dir, newName strin
 		// A staged file uploads under the name it has when its upload
 		// starts; if the target name holds a file in Synapse, the upload
 		// becomes a new version of it.
-		if err := d.fsys.store.Rename(srcRec.Ino, nd.id, newName, nd.dirPath()); err != nil {
+		if err := d.fsys.store.Rename(srcRec.Ino, target, newName, nd.dirPath()); err != nil {
 			return err
 		}
 		// An upload under the old name is cancelled, and a file held back
@@ -445,16 +521,19 @@ func (d *dir) rename(ctx context.Context, oldName string, nd *dir, newName strin
 // that the rename moves it too and the re-upload under the new name finds it
 // rather than creating a second one.
 func (d *dir) settleUpload(ctx context.Context, name string, rec *cache.Record, e *remote.Entity) (*cache.Record, *remote.Entity, error) {
+	if err := d.fsys.interruptedUpload(rec); err != nil {
+		return nil, nil, err
+	}
 	wctx, cancel := context.WithTimeout(ctx, settleWait)
 	err := d.fsys.flusher.Flush(wctx, rec.Ino)
 	cancel()
 	if err == nil {
-		d.fsys.meta.Invalidate(d.id)
+		d.fsys.meta.Invalidate(d.fsys.resolveID(d.id))
 		return d.entry(ctx, name)
 	}
 	d.fsys.flusher.Cancel(rec.Ino)
-	if e == nil {
-		if got, lerr := d.fsys.client.Lookup(ctx, d.id, name); lerr == nil && got.Kind == remote.KindFile {
+	if pid := d.fsys.resolveID(d.id); e == nil && !cache.IsLocalID(pid) {
+		if got, lerr := d.fsys.client.Lookup(ctx, pid, name); lerr == nil && got.Kind == remote.KindFile {
 			e = got
 		}
 	}
@@ -490,7 +569,7 @@ func (fsys *FS) renamed(rec *cache.Record, e *remote.Entity, nd *dir, name strin
 func (d *dir) Forget() { d.fsys.forgetDir(d) }
 
 // Fsync on a directory has nothing to do: folders are created in Synapse
-// before mkdir returns.
+// before mkdir returns, or staged in the cache (offline), which is durable.
 func (d *dir) Fsync(ctx context.Context, req *fuse.FsyncRequest) error { return nil }
 
 // Symlink fails with EPERM: Synapse has no symbolic links that a path could

@@ -30,7 +30,8 @@
 //	remoteFile.mu < file.mu < FS.mu
 //
 // remoteFile.mu guards one handle's read-ahead state and is a leaf.
-// versions.mu (browse.go) is a leaf. FS.mu guards only the node maps. No lock is held across a network call, a
+// versions.mu (browse.go) is a leaf. FS.mu guards only the node maps; FS.flightMu
+// (the bounded reads under way, offline.go) is a leaf. No lock is held across a network call, a
 // cache write or a flusher call, except file.mu while staging a file, which
 // serializes the (rare) first write to a file that exists only in Synapse.
 package fs

@@ -45,6 +45,9 @@ type env struct {
 	data     string // mount path of that folder
 	cacheDir string
 	throttle bool // the emulator throttles like Synapse
+
+	conn     *remote.Connectivity // what the mount knows about reaching the emulator
+	stopConn context.CancelFunc   // ends its probe loop
 }
 
 type envOptions struct {
@@ -56,6 +59,11 @@ type envOptions struct {
 	cacheDir   string
 	noStart    bool
 	metaTTL    time.Duration // listings' TTL (default 1 s)
+	// prodRetries gives the mount's client Synapse's retry schedule (10
+	// retries, 250 ms doubling to 30 s: minutes in all) instead of the
+	// tests' quick one, so that a test sees what a user would wait.
+	prodRetries bool
+	remoteWait  time.Duration // fs.Options.RemoteWait
 }
 
 func requireFUSE(t testing.TB) {
@@ -97,10 +105,20 @@ func newEnv(t *testing.T, o envOptions) *env {
 }
 
 func (e *env) newClient(token string) *synapse.Client {
+	return e.clientWith(token, nil, false)
+}
+
+// clientWith is newClient reporting to conn, with Synapse's own retry
+// schedule when prodRetries is set.
+func (e *env) clientWith(token string, conn *remote.Connectivity, prodRetries bool) *synapse.Client {
 	repo, file, auth := synapse.Endpoints(e.srv.URL)
-	c, err := synapse.New(synapse.Config{RepoEndpoint: repo, FileEndpoint: file, AuthEndpoint: auth, Token: token,
+	cfg := synapse.Config{RepoEndpoint: repo, FileEndpoint: file, AuthEndpoint: auth, Token: token,
 		RetryBase: 5 * time.Millisecond, RetryCap: 50 * time.Millisecond, MaxRetries: 8,
-		MaxConcurrent: restConcurrency(e.throttle), RatePerMinute: 1 << 20})
+		MaxConcurrent: restConcurrency(e.throttle), RatePerMinute: 1 << 20, Connectivity: conn}
+	if prodRetries {
+		cfg.RetryBase, cfg.RetryCap, cfg.MaxRetries = 0, 0, 0
+	}
+	c, err := synapse.New(cfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -122,12 +140,16 @@ func (e *env) mount(o envOptions) {
 	if token == "" {
 		token = demoToken
 	}
-	e.client = e.newClient(token)
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	e.conn = remote.NewConnectivity(remote.ConnectivityOptions{ProbeBase: 50 * time.Millisecond, ProbeCap: 200 * time.Millisecond, Logger: log})
+	e.client = e.clientWith(token, e.conn, o.prodRetries)
 	me, err := e.client.Me(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	var probeCtx context.Context
+	probeCtx, e.stopConn = context.WithCancel(context.Background())
+	go e.conn.Run(probeCtx, e.client.Probe)
 	store, err := cache.Open(cache.Options{Dir: e.cacheDir, MaxSize: o.maxSize, SpaceWait: o.spaceWait, Logger: log})
 	if err != nil {
 		t.Fatal(err)
@@ -137,12 +159,14 @@ func (e *env) mount(o envOptions) {
 		delay = 50 * time.Millisecond
 	}
 	var fsys *fs.FS
-	fl := flusher.New(store, e.client, flusher.Options{Delay: delay, Transfers: 4, Logger: log,
-		OnUploaded: func(rec cache.Record, ent *remote.Entity) { fsys.Uploaded(rec, ent) },
-		Absent:     func(parentID, name string) bool { return fsys.Absent(parentID, name) }})
+	fl := flusher.New(store, e.client, flusher.Options{Delay: delay, Transfers: 4, Logger: log, Conn: e.conn,
+		OnUploaded:      func(rec cache.Record, ent *remote.Entity) { fsys.Uploaded(rec, ent) },
+		OnFolderCreated: func(fo cache.Folder, ent *remote.Entity) { fsys.FolderCreated(fo, ent) },
+		Absent:          func(parentID, name string) bool { return fsys.Absent(parentID, name) }})
 	fsys = fs.New(fs.Options{Client: e.client, Store: store, Flusher: fl, User: me,
 		Meta: meta.New(meta.Options{TTL: cmp.Or(o.metaTTL, time.Second)}), AttrValid: 100 * time.Millisecond,
-		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), Logger: log})
+		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), Logger: log,
+		Conn: e.conn, RemoteWait: o.remoteWait})
 	mnt := t.TempDir()
 	m, err := fs.Mount(mnt, fsys, fs.MountOptions{})
 	if err != nil {
@@ -182,6 +206,7 @@ func (e *env) unmount(dev uint64) {
 	e.fl.Close()
 	e.store.Close()
 	e.fsys.Close()
+	e.stopConn()
 	e.m = nil
 }
 

@@ -26,6 +26,11 @@ var (
 	errAttrExists     = errors.New("attribute exists")
 	errXattrNamespace = errors.New("only user.* extended attributes are kept (Synapse annotations)")
 	errXattrReadOnly  = errors.New("user.synapse.* and user.synfs.* are read-only")
+
+	// errNotInSynapseYet is a remote operation on, or into, a staged folder
+	// not created yet. EBUSY, not EAGAIN: the kernel turns an EAGAIN from
+	// setxattr into ENOTSUP.
+	errNotInSynapseYet = errors.New("the folder is not in Synapse yet; it is created when Synapse is reachable")
 )
 
 // Errno maps an error from the remote, the cache or this package to the errno
@@ -49,6 +54,8 @@ func Errno(err error) syscall.Errno {
 	case errors.Is(err, errNoProjects), errors.Is(err, errReadOnly), errors.Is(err, errNoLinks),
 		errors.Is(err, errXattrReadOnly):
 		return syscall.EPERM
+	case errors.Is(err, errNotInSynapseYet):
+		return syscall.EBUSY
 	case errors.Is(err, errNoAttr):
 		return syscall.ENODATA
 	case errors.Is(err, errAttrExists):
@@ -75,6 +82,8 @@ func Errno(err error) syscall.Errno {
 		return syscall.EINVAL
 	case errors.Is(err, remote.ErrTooLarge):
 		return syscall.EFBIG
+	case errors.Is(err, remote.ErrOffline):
+		return syscall.ENOTCONN
 	case errors.Is(err, remote.ErrTransient):
 		return syscall.EAGAIN
 	}

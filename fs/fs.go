@@ -43,6 +43,18 @@ type Options struct {
 	// should match the metadata cache's TTL (default 1 s).
 	AttrValid time.Duration
 
+	// Conn, when set, tells whether Synapse is reachable: while it is not,
+	// namespace reads answer from what the mount knows without asking.
+	Conn *remote.Connectivity
+	// RemoteWait bounds how long a syscall waits for a Synapse read
+	// (listing, permissions, size) before answering from what is known
+	// (default DefaultRemoteWait; see offline.go).
+	RemoteWait time.Duration
+	// StageFolders makes mkdir stage every folder in the cache, online too,
+	// for the flusher to create (as it does offline), instead of creating it
+	// in Synapse before mkdir returns. See docs/benchmarks.md.
+	StageFolders bool
+
 	UID, GID uint32
 	Logger   *slog.Logger
 }
@@ -66,6 +78,12 @@ type FS struct {
 	vers   *versions     // file version metadata fetches (browse.go)
 	blocks *blocks.Cache // the read cache (read.go)
 
+	conn     *remote.Connectivity
+	wait     time.Duration      // RemoteWait
+	stageDir bool               // StageFolders
+	flightMu sync.Mutex         // protects flights; a leaf
+	flights  map[string]*flight // bounded reads under way (offline.go)
+
 	srv atomic.Pointer[bfs.Server] // the FUSE server, for kernel cache invalidation
 
 	trash *trash // the virtual .Trash-$uid at the mount top
@@ -87,12 +105,16 @@ func New(o Options) *FS {
 	if o.Meta == nil {
 		o.Meta = meta.New(meta.Options{TTL: 10 * o.AttrValid})
 	}
+	if o.RemoteWait <= 0 {
+		o.RemoteWait = DefaultRemoteWait
+	}
 	fsys := &FS{
 		client: o.Client, store: o.Store, flusher: o.Flusher, meta: o.Meta,
 		rootID: o.RootID, valid: o.AttrValid, uid: o.UID, gid: o.GID, log: o.Logger,
 		dirs: map[string]*dir{}, byID: map[string]*file{}, byIno: map[uint64]*file{},
 		anns: newAnnCache(10 * o.AttrValid),
 		vers: newVersions(), blocks: o.ReadCache,
+		conn: o.Conn, wait: o.RemoteWait, flights: map[string]*flight{}, stageDir: o.StageFolders,
 	}
 	if fsys.blocks == nil {
 		fsys.blocks = blocks.New(blocks.Options{})
@@ -293,12 +315,20 @@ func (fsys *FS) forgetDir(d *dir) {
 	if fsys.dirs[d.id] == d && !d.root {
 		delete(fsys.dirs, d.id)
 	}
+	d.mu.Lock()
+	alias := d.ent.ID // a staged folder's entity, once created (FolderCreated)
+	d.mu.Unlock()
+	if alias != d.id && fsys.dirs[alias] == d {
+		delete(fsys.dirs, alias)
+	}
 }
 
 // canAdd decides at create/mkdir time whether the caller may add children to
 // container id, so that the syscall fails at once with EACCES rather than
-// the upload failing later. When Synapse cannot be asked (outage), it allows
-// the create: the bytes are kept and the flusher reports any refusal.
+// the upload failing later. When Synapse cannot be asked in time (outage,
+// or slower than RemoteWait), it uses the last answer known, and without
+// one it allows the create: the bytes are kept and the flusher reports any
+// refusal in the file's failed state.
 func (fsys *FS) canAdd(ctx context.Context, id string) error {
 	if id == "" {
 		return errNoProjects
@@ -306,17 +336,15 @@ func (fsys *FS) canAdd(ctx context.Context, id string) error {
 	if !fsys.user.Certified {
 		return &remote.Error{Op: "create", Status: 403, Reason: remote.CertifiedOnlyReason, Kind: remote.ErrNotCertified}
 	}
-	p, ok := fsys.meta.Perms(id)
+	if id = fsys.resolveID(id); cache.IsLocalID(id) {
+		return nil // a staged folder: its parent's permissions were checked at mkdir
+	}
+	p, ok, err := fsys.permsOf(ctx, id)
+	if err != nil {
+		return err
+	}
 	if !ok {
-		got, err := fsys.client.Permissions(ctx, id)
-		if err != nil {
-			if remote.IsTransient(err) {
-				return nil
-			}
-			return err
-		}
-		p = *got
-		fsys.meta.SetPerms(id, p)
+		return nil // Synapse cannot be asked and nothing is known
 	}
 	if !p.CanAddChild {
 		return &remote.Error{Op: "create", Status: 403, Kind: remote.ErrPermission,

@@ -92,6 +92,14 @@ func (fsys *FS) StatusText() string {
 	if err := fsys.store.Health(); err != nil {
 		fmt.Fprintf(&b, "cache problem: %s\n", errText(err))
 	}
+	b.WriteString(fsys.Connection().String() + "\n")
+	for _, fo := range fsys.flusher.Folders() {
+		fmt.Fprintf(&b, "%-10s %s/", "folder", fsys.statusPath(fo.ParentID, fo.Dir, fo.Name))
+		if fo.Err != "" {
+			fmt.Fprintf(&b, " error=%q", fo.Err)
+		}
+		b.WriteByte('\n')
+	}
 	for _, s := range st {
 		fmt.Fprintf(&b, "%-10s %s size=%d", s.State, fsys.statusPath(s.ParentID, s.Dir, s.Name), s.Size)
 		if s.PartsOf > 0 {

@@ -77,9 +77,13 @@ func (n *file) xtarget() xtarget {
 }
 
 func (d *dir) xtarget() xtarget {
+	id := d.fsys.resolveID(d.id)
+	if cache.IsLocalID(id) {
+		id = "" // a staged folder has no entity, hence no annotations, yet
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return xtarget{path: d.path, id: d.id, parent: d.ent.ParentID, name: d.ent.Name, dir: d}
+	return xtarget{path: d.path, id: id, parent: d.ent.ParentID, name: d.ent.Name, dir: d}
 }
 
 func (n *file) Getxattr(ctx context.Context, req *fuse.GetxattrRequest, resp *fuse.GetxattrResponse) error {
@@ -342,6 +346,9 @@ func (fsys *FS) changeAnnotation(ctx context.Context, t xtarget, name string, va
 		return nil
 	}
 	if t.id == "" && t.dir != nil {
+		if cache.IsLocalID(t.dir.id) {
+			return errNotInSynapseYet // a staged folder: no entity to annotate yet
+		}
 		return errNoProjects // the projects root
 	}
 	if t.id == "" {
@@ -407,7 +414,7 @@ func (fsys *FS) remoteAnnotations(ctx context.Context, t xtarget) (*remote.Annot
 	if a := fsys.anns.get(t.id, stamp); a != nil {
 		return a, nil
 	}
-	a, err := fsys.client.Annotations(ctx, t.id)
+	a, err := fsys.boundedAnnotations(ctx, t.id)
 	if err != nil {
 		return nil, err
 	}

@@ -34,12 +34,13 @@ func (e *Error) Error() string {
 }
 
 // Is reports whether target is e's kind (or ErrPermission for a
-// not-certified error).
+// not-certified error, ErrTransient for an offline one).
 func (e *Error) Is(target error) bool {
 	if target == e.Kind {
 		return true
 	}
-	return target == ErrPermission && e.Kind == ErrNotCertified
+	return (target == ErrPermission && e.Kind == ErrNotCertified) ||
+		(target == ErrTransient && e.Kind == ErrOffline)
 }
 
 // KindOf maps an HTTP status and Synapse reason to an error kind.

@@ -47,6 +47,15 @@ type Options struct {
 
 	BackoffBase, BackoffCap time.Duration    // see writeback.Options
 	Now                     func() time.Time // see writeback.Options
+
+	// OnFolderCreated, if set, is called when a staged folder has been
+	// created in Synapse, with its record and the entity.
+	OnFolderCreated func(fo cache.Folder, e *remote.Entity)
+
+	// Conn, when set, pauses uploads while Synapse is unreachable and
+	// resumes them when it is back; a failure while it is offline costs
+	// the file no attempt and no backoff.
+	Conn *remote.Connectivity
 }
 
 // FileStatus describes one staged file for status displays.
@@ -80,6 +89,9 @@ type Flusher struct {
 
 	mu       sync.Mutex // protects progress
 	progress map[uint64][2]int
+
+	stopWatch context.CancelFunc // ends watchConn
+	folderMu  sync.Mutex         // serialises staged folder creation (folders.go)
 }
 
 // New returns a Flusher; Start queues the files already staged.
@@ -96,13 +108,53 @@ func New(store *cache.Store, client remote.Client, o Options) *Flusher {
 		BackoffBase: o.BackoffBase, BackoffCap: o.BackoffCap,
 		Now: o.Now, Logger: o.Logger,
 	})
+	var ctx context.Context
+	ctx, f.stopWatch = context.WithCancel(context.Background())
+	if o.Conn != nil {
+		go f.watchConn(ctx)
+	}
 	return f
+}
+
+// watchConn pauses the queue while Synapse is unreachable and resumes it
+// when it answers again.
+func (f *Flusher) watchConn(ctx context.Context) {
+	for {
+		ch := f.o.Conn.Changed()
+		if f.o.Conn.Online() {
+			f.q.Resume()
+		} else {
+			f.q.Pause()
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// offline returns nil while Synapse is reachable. Otherwise it pauses the
+// queue and returns the error (err, or Synapse's unreachability) wrapped so
+// that the queue keeps the file waiting without counting the attempt.
+func (f *Flusher) offline(err error) error {
+	if f.o.Conn.Online() {
+		return nil
+	}
+	f.q.Pause()
+	if err == nil {
+		err = f.o.Conn.Err("upload")
+	}
+	return writeback.Later(err)
 }
 
 // Start queues, without delay, every file the store still has to upload:
 // those staged before a restart or crash.
 func (f *Flusher) Start(ctx context.Context) error {
 	f.pruneAnnotations()
+	if err := f.startFolders(); err != nil {
+		return err
+	}
 	inos, err := f.store.Pending()
 	if err != nil {
 		return err
@@ -159,7 +211,13 @@ func (f *Flusher) Flush(ctx context.Context, ino uint64) error { return f.q.Flus
 
 // Close cancels uploads in progress and waits for them to return. Files
 // not uploaded stay staged and are resumed by the next Start.
-func (f *Flusher) Close() { f.q.Close() }
+func (f *Flusher) Close() {
+	f.stopWatch()
+	f.q.Close()
+}
+
+// Paused reports whether uploads wait for Synapse to be reachable.
+func (f *Flusher) Paused() bool { return f.q.Paused() }
 
 // Status lists every staged file with its queue state and progress.
 func (f *Flusher) Status() []FileStatus {
@@ -245,6 +303,9 @@ func (f *Flusher) upload(ctx context.Context, ino uint64) error {
 		// A write to it failed: its bytes are not what the program wrote.
 		return writeback.Permanent(fmt.Errorf("%s", rec.Err))
 	}
+	if later := f.offline(nil); later != nil {
+		return later
+	}
 	r, size, gen, err := s.Reader(ino)
 	if errors.Is(err, cache.ErrNotFound) {
 		return nil
@@ -283,6 +344,13 @@ func (f *Flusher) upload(ctx context.Context, ino uint64) error {
 		if err := s.SetUpload(ino, u); err != nil {
 			return err
 		}
+	}
+	parentID, err := f.resolveParent(ctx, rec.ParentID)
+	if err != nil {
+		return f.failed(ctx, rec, gen, err)
+	}
+	if parentID != rec.ParentID {
+		return f.requeue(ino) // the file now names the folder's entity
 	}
 	// A first attempt at a new name the listing knows to be free needs no
 	// lookup; after any failure or restart, Upload looks the name up.
@@ -360,6 +428,10 @@ func (f *Flusher) failed(ctx context.Context, rec *cache.Record, gen uint64, err
 		return writeback.Permanent(err)
 	}
 	_ = f.store.SetState(rec.Ino, gen, cache.StateDirty, err.Error())
+	if later := f.offline(err); later != nil {
+		f.log.Info("upload waits for Synapse", "file", rec.Name, "parent", rec.ParentID, "err", err)
+		return later
+	}
 	f.log.Warn("upload failed, will retry", "file", rec.Name, "parent", rec.ParentID, "err", err)
 	return err
 }

@@ -37,6 +37,7 @@ type Cache struct {
 	now   func() time.Time
 	lists *expirable.LRU[string, *Listing] // kept for 2 × TTL; see Load
 	perms *expirable.LRU[string, remote.Permissions]
+	known *lastKnown // answers past their TTL, for offline fallback (lastknown.go)
 
 	fmu     sync.Mutex // protects the fields below
 	flights map[string]*flight
@@ -66,6 +67,7 @@ func New(o Options) *Cache {
 		lists:   expirable.NewLRU[string, *Listing](o.Listings, nil, 2*o.TTL),
 		perms:   expirable.NewLRU[string, remote.Permissions](o.Perms, nil, o.PermTTL),
 		flights: map[string]*flight{},
+		known:   newLastKnown(),
 	}
 }
 
@@ -84,27 +86,28 @@ func (c *Cache) Listing(parentID string) *Listing {
 func (c *Cache) SetListing(parentID string, children []remote.Entity) *Listing {
 	l := newListing(children, c.now())
 	c.lists.Add(parentID, l)
+	c.known.lists.Add(parentID, l)
 	return l
 }
 
-// Put records e in its parent's listing, if that listing is cached or being
-// fetched.
+// Put records e in its parent's listing, if that listing is cached, being
+// fetched or last known.
 func (c *Cache) Put(e remote.Entity) {
 	c.fmu.Lock()
 	defer c.fmu.Unlock()
 	c.noteLocked(e.ParentID, mutation{put: &e})
-	if l := c.Listing(e.ParentID); l != nil {
+	if l := c.StaleListing(e.ParentID); l != nil {
 		l.put(e)
 	}
 }
 
-// Drop removes name from parentID's listing, if that listing is cached or
-// being fetched.
+// Drop removes name from parentID's listing, if that listing is cached,
+// being fetched or last known.
 func (c *Cache) Drop(parentID, name string) {
 	c.fmu.Lock()
 	defer c.fmu.Unlock()
 	c.noteLocked(parentID, mutation{drop: name})
-	if l := c.Listing(parentID); l != nil {
+	if l := c.StaleListing(parentID); l != nil {
 		l.drop(name)
 	}
 }
@@ -125,7 +128,10 @@ func (c *Cache) Invalidate(parentID string) {
 func (c *Cache) Perms(id string) (remote.Permissions, bool) { return c.perms.Get(id) }
 
 // SetPerms caches the permissions on id.
-func (c *Cache) SetPerms(id string, p remote.Permissions) { c.perms.Add(id, p) }
+func (c *Cache) SetPerms(id string, p remote.Permissions) {
+	c.perms.Add(id, p)
+	c.known.perms.Add(id, p)
+}
 
 // Listing is one directory's children by name. Its methods are safe for
 // concurrent use.

@@ -76,6 +76,28 @@ func Permanent(err error) error {
 	return &permanentError{err}
 }
 
+type laterError struct{ err error }
+
+func (l *laterError) Error() string { return l.err.Error() }
+func (l *laterError) Unwrap() error { return l.err }
+
+// Later wraps err to say that the item is not at fault: the destination
+// cannot be reached. The attempt is not counted and no backoff is added;
+// the item waits, due at once, and starts when the queue is not paused.
+// A PutFn returns it after calling Pause. Later(nil) is nil.
+func Later(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &laterError{err}
+}
+
+// IsLater reports whether err was wrapped by Later.
+func IsLater(err error) bool {
+	var l *laterError
+	return errors.As(err, &l)
+}
+
 // IsPermanent reports whether err was wrapped by Permanent.
 func IsPermanent(err error) bool {
 	var p *permanentError
@@ -112,6 +134,7 @@ type Queue struct {
 	timer   *time.Timer
 	changed chan struct{} // closed and replaced on every state change
 	closed  bool
+	paused  bool // no upload starts; see Pause
 }
 
 // New returns a running Queue.
@@ -282,6 +305,36 @@ func (q *Queue) Queue() []Item {
 	return out
 }
 
+// Pause stops starting uploads (those running go on) until Resume: the
+// destination is unreachable, so attempts would only fail and back off.
+// Items keep their due times; Flush keeps waiting.
+func (q *Queue) Pause() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.paused {
+		q.paused = true
+		q.broadcastLocked()
+	}
+}
+
+// Resume starts the due items again after Pause.
+func (q *Queue) Resume() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.paused {
+		q.paused = false
+		q.broadcastLocked()
+		q.kickLocked()
+	}
+}
+
+// Paused reports whether the queue is paused.
+func (q *Queue) Paused() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.paused
+}
+
 // Close cancels every upload, forgets every item and waits for the
 // upload goroutines to return. The queue does nothing afterwards.
 func (q *Queue) Close() {
@@ -306,7 +359,7 @@ func (q *Queue) broadcastLocked() {
 // kickLocked starts the due items that fit under Transfers, and arms the
 // timer for the next one.
 func (q *Queue) kickLocked() {
-	if q.closed {
+	if q.closed || q.paused {
 		return
 	}
 	now := q.o.Now()
@@ -358,6 +411,10 @@ func (q *Queue) run(ctx context.Context, it *item, put PutFn) {
 		heap.Push(&q.heap, it)
 	case err == nil:
 		delete(q.items, it.id)
+	case IsLater(err):
+		it.attempts--
+		it.state, it.err, it.due = StateWaiting, err, q.o.Now()
+		heap.Push(&q.heap, it)
 	case IsPermanent(err):
 		it.state, it.err = StateFailed, err
 	default:

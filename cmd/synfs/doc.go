@@ -71,6 +71,7 @@
 //	--daemon                run in the background once the mount answers
 //	--log-file FILE         log here (default stderr; CACHE_DIR/synfs.log with --daemon)
 //	--adopt-staged          take over files staged by a synfs that recorded no owner
+//	--stage-folders         stage every mkdir, create folders in the background
 //	-v                      verbose log
 //
 // Every file and folder has extended attributes: user.synapse.id, .version,
@@ -107,7 +108,9 @@
 // only (another machine sees Synapse's modifiedOn and 0644). Extended
 // attributes outside user. are not kept (ENOTSUP). Entities other than
 // projects, folders and files are hidden. Empty files stay in the cache (Synapse
-// refuses 0-byte files). mkdir, rm and mv of uploaded entities need Synapse
-// reachable. Ctrl-C does not wait for uploads; synfs unmount does. See
+// refuses 0-byte files). While Synapse is unreachable, files and folders are
+// staged and listings answered from what the mount has seen; rm and mv of
+// uploaded entities, reading uploaded files and listing folders never seen
+// fail at once with ENOTCONN. Ctrl-C does not wait for uploads; synfs unmount does. See
 // docs/semantics.md.
 package main

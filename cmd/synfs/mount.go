@@ -30,6 +30,7 @@ type mountFlags struct {
 	delay, attrTTL, spaceWait                                   time.Duration
 	transfers, parts, restConcurrency, restRate                 int
 	allowOther, verbose, useEmulator, daemon, adopt             bool
+	stageFolders                                                bool
 }
 
 const mountUsage = `Usage: synfs mount MOUNTPOINT [flags]
@@ -62,6 +63,7 @@ func cmdMount(args []string) int {
 	fl.BoolVar(&f.allowOther, "allow-other", false, "let other users see the mount (needs user_allow_other in /etc/fuse.conf)")
 	fl.BoolVar(&f.verbose, "v", false, "log every operation and upload step")
 	fl.BoolVar(&f.useEmulator, "emulator", false, "mount a local Synapse emulator even when a token is configured")
+	fl.BoolVar(&f.stageFolders, "stage-folders", false, "stage every mkdir in the cache and create the folder in the background, as when offline (default: create it before mkdir returns)")
 	fl.BoolVar(&f.daemon, "daemon", false, "run in the background: return once the mount answers, log to --log-file")
 	fl.StringVar(&f.logFile, "log-file", "", "write the log to `file` (default: stderr; with --daemon, CACHE_DIR/synfs.log)")
 	fl.BoolVar(&f.adopt, "adopt-staged", false, "upload files staged by a synfs that did not record their Synapse endpoint and user to this one")
@@ -185,15 +187,28 @@ func mount(mountpoint string, args []string, f mountFlags) int {
 		}
 		defer cleanup()
 	}
+	endpoint := cfg.RepoEndpoint
+	if emu {
+		endpoint = "emulator:" + filepath.Join(cacheDir, "emulator")
+	}
+	var offline error // Synapse unreachable at start
 	if me == nil {
 		if me, err = whoAmI(ctx, cfg, where); err != nil {
-			return fail(1, "%v", err)
+			// Unreachable: mount offline only to go on with work staged for
+			// this endpoint, which uploads when Synapse is back; a fresh
+			// cache fails at once, so that a wrong endpoint is seen.
+			had, ok, _ := store.Owner()
+			folders, _ := store.Folders("")
+			pending, _ := store.Pending()
+			if !remote.IsTransient(err) || !ok || had.Endpoint != endpoint || (len(pending) == 0 && len(folders) == 0) {
+				return fail(1, "%v", err)
+			}
+			offline = err
+			me = &remote.User{ID: had.UserID, UserName: had.UserName, Certified: true}
+			log.Warn("Synapse is unreachable: mounting offline; staged files upload when it is back", "err", err)
 		}
 	}
-	owner := cache.Owner{Endpoint: cfg.RepoEndpoint, UserID: me.ID, UserName: me.UserName}
-	if emu {
-		owner.Endpoint = "emulator:" + filepath.Join(cacheDir, "emulator")
-	}
+	owner := cache.Owner{Endpoint: endpoint, UserID: me.ID, UserName: me.UserName}
 	if err := bindOwner(store, owner, cacheDir, f.adopt, log); err != nil {
 		return fail(1, "%v", err)
 	}
@@ -208,10 +223,18 @@ func mount(mountpoint string, args []string, f mountFlags) int {
 	if cfg.RatePerMinute == 0 {
 		cfg.RatePerMinute = f.restRate
 	}
+	// Connectivity makes calls fail fast while Synapse is unreachable and
+	// probes until it is back; uploads pause meanwhile.
+	conn := remote.NewConnectivity(remote.ConnectivityOptions{Logger: log})
+	cfg.Connectivity = conn
 	client, err := synapse.New(cfg)
 	if err != nil {
 		return fail(1, "%v", err)
 	}
+	if offline != nil {
+		conn.Failed(offline.Error(), true)
+	}
+	go conn.Run(ctx, client.Probe)
 
 	var fsys *fs.FS
 	mc := &mountControl{mountpoint: mountpoint, cacheDir: cacheDir, owner: owner, store: store, refused: refused, log: log}
@@ -220,21 +243,23 @@ func mount(mountpoint string, args []string, f mountFlags) int {
 		delay = -1 // the queue reads 0 as its default; 0 here means none
 	}
 	fl := flusher.New(store, client, flusher.Options{
-		Delay: delay, Transfers: f.transfers, Logger: log, LocalOnly: localOnly,
-		OnUploaded: func(rec cache.Record, e *remote.Entity) { fsys.Uploaded(rec, e); mc.uploaded(rec, e) },
-		Absent:     func(parentID, name string) bool { return fsys.Absent(parentID, name) },
-		OnFailed:   mc.failed,
+		Delay: delay, Transfers: f.transfers, Logger: log, LocalOnly: localOnly, Conn: conn,
+		OnUploaded:      func(rec cache.Record, e *remote.Entity) { fsys.Uploaded(rec, e); mc.uploaded(rec, e) },
+		OnFolderCreated: func(fo cache.Folder, e *remote.Entity) { fsys.FolderCreated(fo, e) },
+		Absent:          func(parentID, name string) bool { return fsys.Absent(parentID, name) },
+		OnFailed:        mc.failed,
 	})
 	fsys = fs.New(fs.Options{
 		Client: client, Store: store, Flusher: fl, User: me, RootID: f.root,
 		Meta:      meta.New(meta.Options{TTL: 10 * f.attrTTL}),
 		AttrValid: f.attrTTL, UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), Logger: log,
+		Conn: conn, StageFolders: f.stageFolders,
 	})
 	defer fsys.Close()
 	mc.fl, mc.fsys = fl, fsys
 	newMountControl(mc)
 	defer mc.close()
-	if f.root != "" {
+	if f.root != "" && conn.Online() {
 		e, err := client.Get(ctx, f.root)
 		if err != nil {
 			return fail(1, "--root %s: %v", f.root, err)
@@ -304,7 +329,7 @@ func whoAmI(ctx context.Context, cfg synapse.Config, where string) (*remote.User
 	case errors.Is(err, remote.ErrUnauthenticated):
 		return nil, fmt.Errorf("Synapse refused the token (%s): create a new Personal Access Token on synapse.org (Account Settings) and put it in ~/.synapseConfig", where)
 	case err != nil:
-		return nil, fmt.Errorf("cannot reach Synapse at %s: %v", cfg.RepoEndpoint, err)
+		return nil, fmt.Errorf("cannot reach Synapse at %s: %w", cfg.RepoEndpoint, err)
 	}
 	return me, nil
 }

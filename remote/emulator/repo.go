@@ -11,6 +11,7 @@ import (
 
 func (s *Server) repoRoutes(add func(method, pattern string, h handler)) {
 	const r = "/repo/v1"
+	add("GET", r+"/version", s.hVersion)
 	add("GET", r+"/userProfile", s.hUserProfile)
 	add("GET", r+"/userProfile/", s.hUserProfile)
 	add("GET", r+"/userProfile/{id}", s.hUserProfileByID)
@@ -53,6 +54,15 @@ func (s *Server) profileLocked(u *user) map[string]any {
 		"twoFactorAuthEnabled": false,
 	}
 }
+
+// hVersion answers GET /version (SynapseVersionInfoController): the
+// stack's version, to anyone.
+func (s *Server) hVersion(c *call) error {
+	return c.reply(http.StatusOK, map[string]any{"version": EmulatorVersion})
+}
+
+// EmulatorVersion is what GET /repo/v1/version reports.
+const EmulatorVersion = "synfs-emulator"
 
 func (s *Server) hUserProfile(c *call) error {
 	if c.u == nil {

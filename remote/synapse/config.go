@@ -71,6 +71,12 @@ type Config struct {
 	// Now returns the current time; nil means time.Now. It decides when a
 	// presigned URL is close enough to expiry to be refreshed.
 	Now func() time.Time
+
+	// Connectivity, when set, learns the outcome of every REST attempt, and
+	// while it says Synapse is unreachable every REST call and retry fails
+	// at once with remote.ErrOffline instead of being sent. Run it with
+	// Client.Probe, which is what brings it back online.
+	Connectivity *remote.Connectivity
 }
 
 // Endpoints returns the repo, file and auth base URLs of a Synapse stack
@@ -93,6 +99,7 @@ type Client struct {
 	log       *slog.Logger
 	now       func() time.Time
 	limit     *limiter
+	conn      *remote.Connectivity
 	dests     sync.Map // container ID → *UploadDestination
 	destCalls sync.Map // container ID → *destCall
 }
@@ -153,6 +160,7 @@ func New(c Config) (*Client, error) {
 		log:   c.Logger,
 		now:   c.Now,
 		limit: newLimiter(c.MaxConcurrent, c.RatePerMinute),
+		conn:  c.Connectivity,
 	}
 	if cl.hc == nil {
 		cl.hc = defaultHTTPClient(c.PartConcurrency)

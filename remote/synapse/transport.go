@@ -243,11 +243,15 @@ func (c *Client) rest(ctx context.Context, cl call) error {
 		payload = b
 	}
 	for attempt := 0; ; attempt++ {
+		if !c.conn.Online() {
+			return c.conn.Err(op)
+		}
 		if err := c.limit.acquire(ctx); err != nil {
 			return canceled(op, err)
 		}
 		status, hdr, body, err := c.roundTrip(ctx, &cl, payload)
 		c.limit.release()
+		c.report(ctx, status, err)
 		var last *remote.Error
 		var wait time.Duration
 		switch {
@@ -277,12 +281,58 @@ func (c *Client) rest(ctx context.Context, cl call) error {
 		if attempt >= c.cfg.MaxRetries {
 			return last
 		}
+		if !c.conn.Online() {
+			return c.conn.Err(op) // this failure made Synapse unreachable: no retry
+		}
 		d := c.backoff(attempt, wait)
 		c.log.LogAttrs(ctx, slogWarn, "synapse: retrying", attrOp(op), attrErr(last), attrAttempt(attempt+1), attrWait(d))
 		if err := sleep(ctx, d); err != nil {
 			return canceled(op, err)
 		}
 	}
+}
+
+// report tells the connectivity tracker how one REST attempt went: an
+// answer other than a gateway's or an unavailable service's means Synapse
+// is reachable (a 500 is about one request, not the service).
+func (c *Client) report(ctx context.Context, status int, err error) {
+	switch {
+	case c.conn == nil:
+	case err != nil:
+		if ctx.Err() == nil {
+			c.conn.Failed(c.scrub(err.Error()), notSent(err))
+		}
+	case unavailable(status):
+		c.conn.Failed(fmt.Sprintf("%d %s", status, http.StatusText(status)), false)
+	default:
+		c.conn.Succeeded()
+	}
+}
+
+// unavailable reports whether status says the service, not the request,
+// failed: 502, 503 (Synapse's maintenance answer), 504.
+func unavailable(status int) bool {
+	return status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout
+}
+
+// Probe asks Synapse for its version (GET /version, without retries),
+// the cheapest call there is. It returns nil when Synapse answers with
+// anything but a server failure: that is what Connectivity.Run needs to
+// know.
+func (c *Client) Probe(ctx context.Context) error {
+	cl := call{method: http.MethodGet, base: c.repo, path: "/version"}
+	if err := c.limit.acquire(ctx); err != nil {
+		return canceled(cl.op(), err)
+	}
+	status, _, body, err := c.roundTrip(ctx, &cl, nil)
+	c.limit.release()
+	switch {
+	case err != nil:
+		return c.transportError(cl.op(), err)
+	case unavailable(status):
+		return c.statusError(cl.op(), status, body)
+	}
+	return nil
 }
 
 // roundTrip sends one REST request and reads the whole response body.
@@ -380,6 +430,9 @@ func (c *Client) presigned(ctx context.Context, op, method, rawURL string, hdr h
 		}
 		if attempt >= c.cfg.MaxRetries {
 			return nil, last
+		}
+		if !c.conn.Online() {
+			return nil, last // Synapse is unreachable: the upload waits for it
 		}
 		d := c.backoff(attempt, wait)
 		c.log.LogAttrs(ctx, slogWarn, "synapse: retrying transfer", attrOp(op), attrErr(last), attrAttempt(attempt+1), attrWait(d))
