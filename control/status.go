@@ -32,6 +32,17 @@ type Status struct {
 	// Problem, when set, says why the cache cannot take new bytes now (its
 	// directory was deleted or replaced, or its disk is full).
 	Problem string `json:"problem,omitempty"`
+	// Synapse says whether the mount reaches Synapse.
+	Synapse Connection `json:"synapse"`
+}
+
+// Connection is whether the mount reaches Synapse, and when it asks again.
+type Connection struct {
+	Online    bool       `json:"online"`
+	Since     *time.Time `json:"since,omitempty"`      // when it went offline (or came back)
+	NextProbe *time.Time `json:"next_probe,omitempty"` // offline: when synfs next asks
+	Reason    string     `json:"reason,omitempty"`     // offline: why, in the transport's or Synapse's words
+	Text      string     `json:"text"`                 // one line for people: "Synapse: offline since …"
 }
 
 // File is one staged file.

@@ -201,6 +201,9 @@ func statusText(st *control.Status) string {
 	if st.Problem != "" {
 		fmt.Fprintf(&b, "PROBLEM: %s\n", st.Problem)
 	}
+	if !st.Synapse.Online && st.Synapse.Text != "" {
+		b.WriteString(st.Synapse.Text + "\n")
+	}
 	for _, f := range st.Files {
 		fmt.Fprintf(&b, "%-10s %s  %s", f.State, f.Path, humanize.IBytes(uint64(f.Size)))
 		if f.PartsTotal > 0 {

@@ -216,6 +216,16 @@ func (mc *mountControl) Status() control.Status {
 	if err := mc.store.Health(); err != nil {
 		st.Problem = err.Error()
 	}
+	c := mc.fsys.Connection()
+	st.Synapse = control.Connection{Online: c.Online, Reason: c.Reason, Text: c.String()}
+	if !c.Since.IsZero() {
+		t := c.Since.UTC()
+		st.Synapse.Since = &t
+	}
+	if !c.NextProbe.IsZero() {
+		t := c.NextProbe.UTC()
+		st.Synapse.NextProbe = &t
+	}
 	return st
 }
 
