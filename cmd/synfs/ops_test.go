@@ -142,6 +142,9 @@ func statusJSON(t *testing.T, mnt string) control.Status {
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		t.Fatalf("status --json: %v\n%s", err, out)
 	}
+	if !st.Synapse.Online || st.Synapse.Text != "Synapse: online" {
+		t.Errorf("status --json: synapse %+v, want online (the emulator is up)", st.Synapse)
+	}
 	return st
 }
 
