@@ -76,6 +76,15 @@ func (fsys *FS) listing(ctx context.Context, parentID string) (*meta.Listing, er
 	if l := fsys.meta.Listing(parentID); l != nil {
 		return fsys.meta.Load(ctx, parentID, fetch) // fresh, or served while it is refreshed
 	}
+	if fsys.slow.Load() {
+		// Synapse is slow: one wait of the bound per syscall is enough, not
+		// one per path component. The last known listing answers, and a
+		// refresh runs in the background.
+		if l := fsys.meta.StaleListing(parentID); l != nil {
+			go fsys.meta.Load(fsys.ctx, parentID, fetch)
+			return l, nil
+		}
+	}
 	err := fsys.bounded(ctx, "list "+parentID, "children\x00"+parentID, func(ctx context.Context) error {
 		_, err := fsys.meta.Load(ctx, parentID, fetch)
 		return err

@@ -82,7 +82,10 @@ const (
 // remount, only the listing pages, because sizes are kept per version.
 func TestListingRESTCalls(t *testing.T) {
 	const n = 120 // three pages of 50
-	e := newEnv(t, envOptions{})
+	// Listings stay fresh for the whole test, however slow the machine:
+	// "warm" means within the TTL.
+	o := envOptions{metaTTL: time.Minute}
+	e := newEnv(t, o)
 	if err := xMkdir(t, filepath.Join(e.data, "many")); err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +95,7 @@ func TestListingRESTCalls(t *testing.T) {
 		files[fmt.Sprintf("f%03d.txt", i)] = bytes.Repeat([]byte{'x'}, i+1)
 	}
 	e.uploadBehind(folder, files)
-	e.remount(envOptions{}) // forget the empty listing of "many"
+	e.remount(o) // forget the empty listing of "many"
 
 	check := func(what string, wantBundles, maxPages int) {
 		t.Helper()
@@ -113,7 +116,7 @@ func TestListingRESTCalls(t *testing.T) {
 	// Cold: the root, the project, Data and "many" (3 pages) may be listed.
 	check("cold", n, 6)
 	check("warm", 0, 0)
-	e.remount(envOptions{})
+	e.remount(o)
 	check("after a remount", 0, 6)
 }
 

@@ -86,6 +86,11 @@ type FS struct {
 
 	srv atomic.Pointer[bfs.Server] // the FUSE server, for kernel cache invalidation
 
+	// slow is set when a bounded read outlived RemoteWait, and cleared when
+	// one succeeds: meanwhile reads answer from what is known at once
+	// instead of each waiting the bound again (offline.go).
+	slow atomic.Bool
+
 	trash *trash // the virtual .Trash-$uid at the mount top
 
 	mu    sync.Mutex       // protects the maps below

@@ -53,6 +53,9 @@ func (fsys *FS) bounded(ctx context.Context, op, key string, fn func(ctx context
 			cctx, cancel := context.WithTimeout(fsys.ctx, backgroundCallMax)
 			f.err = fn(cctx)
 			cancel()
+			if f.err == nil {
+				fsys.slow.Store(false) // Synapse answers again
+			}
 			fsys.flightMu.Lock()
 			delete(fsys.flights, key)
 			fsys.flightMu.Unlock()
@@ -69,6 +72,7 @@ func (fsys *FS) bounded(ctx context.Context, op, key string, fn func(ctx context
 		if !fsys.conn.Online() {
 			return fsys.conn.Err(op)
 		}
+		fsys.slow.Store(true)
 		return fmt.Errorf("%w: %w", errSlow, &remote.Error{Op: op, Kind: remote.ErrTransient,
 			Reason: fmt.Sprintf("Synapse did not answer within %v; the answer will be cached when it comes", fsys.wait)})
 	case <-ctx.Done():
