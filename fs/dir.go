@@ -282,6 +282,7 @@ func (d *dir) remove(ctx context.Context, name string, isDir bool) error {
 		if err := d.fsys.client.Delete(ctx, e.ID); err != nil {
 			return err
 		}
+		d.fsys.deleted(e.ID)
 	}
 	d.fsys.meta.Drop(d.id, name)
 	return nil
@@ -391,6 +392,7 @@ func (d *dir) rename(ctx context.Context, oldName string, nd *dir, newName strin
 			if err := d.fsys.client.Delete(ctx, dstEnt.ID); err != nil {
 				return err
 			}
+			d.fsys.deleted(dstEnt.ID)
 			d.fsys.meta.Drop(nd.id, newName)
 		}
 		moved, err := d.fsys.client.Move(ctx, srcEnt.ID, nd.id, newName)
@@ -443,6 +445,19 @@ func (d *dir) settleUpload(ctx context.Context, name string, rec *cache.Record, 
 const settleWait = 30 * time.Second
 
 // renamed points the node of the moved file or folder at its new place.
+// deleted marks the node of file entity id, if any, as deleted through the
+// mount, for the handles still open on it.
+func (fsys *FS) deleted(id string) {
+	fsys.mu.Lock()
+	n := fsys.byID[id]
+	fsys.mu.Unlock()
+	if n != nil {
+		n.mu.Lock()
+		n.deleted = true
+		n.mu.Unlock()
+	}
+}
+
 func (fsys *FS) renamed(rec *cache.Record, e *remote.Entity, nd *dir, name string) {
 	fsys.mu.Lock()
 	var n *file

@@ -35,6 +35,15 @@ type file struct {
 	sf      *cache.File    // the staged file while handles are open
 	opens   int            // open handles on sf
 	retired bool           // a write failed; lookups make a new node (FS.retire)
+	deleted bool           // its entity was deleted through the mount (rm, mv over it) while it may be open
+}
+
+// orphan reports whether the file's entity was deleted through the mount:
+// handles still open on it write into nothing, as on a local disk.
+func (n *file) orphan() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.deleted && n.ino == 0
 }
 
 func (n *file) set(d *dir, name string, e *remote.Entity, rec *cache.Record) {
@@ -84,6 +93,19 @@ func (n *file) Attr(ctx context.Context, a *fuse.Attr) error {
 		if !errors.Is(err, cache.ErrNotFound) {
 			return n.fsys.errno("getattr", n.path(), err)
 		}
+	}
+	if (sf != nil && sf.Removed()) || (ino == 0 && n.orphan()) {
+		// Unlinked or replaced while open: fstat, and the kernel's own
+		// setattr of the times when it writes back at close, see the
+		// orphan as on a local disk, with no links.
+		a.Nlink = 0
+		if sf != nil {
+			a.Size = uint64(sf.Size())
+		} else if ent != nil && ent.Size > 0 {
+			a.Size = uint64(ent.Size)
+		}
+		a.Blocks = (a.Size + 511) / 512
+		return nil
 	}
 	if ent == nil {
 		return n.fsys.errno("getattr", n.path(), cache.ErrNotFound)
