@@ -386,6 +386,13 @@ func (d *dir) rename(ctx context.Context, oldName string, nd *dir, newName strin
 		if err := d.fsys.unstage(ctx, dstRec.Ino); err != nil {
 			return err
 		}
+		// An upload of the target that was under way may have created its
+		// entity just now (as in remove): look again, uncached.
+		if dstEnt == nil {
+			if got, err := d.fsys.client.Lookup(ctx, nd.id, newName); err == nil && got.Kind == remote.KindFile {
+				dstEnt = got
+			}
+		}
 	}
 	if srcEnt != nil {
 		if dstEnt != nil {
@@ -402,6 +409,16 @@ func (d *dir) rename(ctx context.Context, oldName string, nd *dir, newName strin
 		d.fsys.meta.Drop(d.id, oldName)
 		d.fsys.meta.Put(*moved)
 		srcEnt = moved
+	}
+	if srcRec == nil && srcEnt != nil {
+		// An uploaded file still open for writing keeps its staged bytes
+		// (FS.Uploaded): they move with it, so that a later write uploads
+		// under the new name, not the old one.
+		if ino := d.fsys.heldIno(srcEnt.ID); ino != 0 {
+			if err := d.fsys.store.Rename(ino, nd.id, newName, nd.dirPath()); err != nil && !errors.Is(err, cache.ErrNotFound) {
+				return err
+			}
+		}
 	}
 	if srcRec != nil {
 		// A staged file uploads under the name it has when its upload
@@ -445,6 +462,19 @@ func (d *dir) settleUpload(ctx context.Context, name string, rec *cache.Record, 
 const settleWait = 30 * time.Second
 
 // renamed points the node of the moved file or folder at its new place.
+// heldIno returns the staged inode the node of file entity id holds, or 0.
+func (fsys *FS) heldIno(id string) uint64 {
+	fsys.mu.Lock()
+	n := fsys.byID[id]
+	fsys.mu.Unlock()
+	if n == nil {
+		return 0
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.ino
+}
+
 // deleted marks the node of file entity id, if any, as deleted through the
 // mount, for the handles still open on it.
 func (fsys *FS) deleted(id string) {

@@ -125,7 +125,11 @@ func (e *env) mount(o envOptions) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	level := slog.LevelInfo
+	if os.Getenv("SYNFS_TEST_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
 	store, err := cache.Open(cache.Options{Dir: e.cacheDir, MaxSize: o.maxSize, SpaceWait: o.spaceWait, Logger: log})
 	if err != nil {
 		t.Fatal(err)

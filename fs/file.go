@@ -46,6 +46,15 @@ func (n *file) orphan() bool {
 	return n.deleted && n.ino == 0
 }
 
+// gone reports whether the file was deleted or replaced while open: its
+// entity was deleted, or its staged bytes were removed.
+func (n *file) gone() bool {
+	n.mu.Lock()
+	sf := n.sf
+	n.mu.Unlock()
+	return (sf != nil && sf.Removed()) || n.orphan()
+}
+
 func (n *file) set(d *dir, name string, e *remote.Entity, rec *cache.Record) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -321,6 +330,9 @@ func (n *file) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse
 // mtime of files already in Synapse are accepted and not kept: Synapse has
 // no place for them (see docs/semantics.md).
 func (n *file) setattr(ctx context.Context, req *fuse.SetattrRequest) error {
+	if n.gone() {
+		return nil // ftruncate or futimens of a deleted open file: nothing to keep
+	}
 	if req.Valid.Size() {
 		if err := n.stage(ctx, req.Size > 0); err != nil {
 			return err

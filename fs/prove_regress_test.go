@@ -4,6 +4,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/synfs/synfs/remote/emulator"
 )
 
 // Regressions found by the model-based test (prove_model_test.go), each a
@@ -113,4 +115,34 @@ func TestProveReadWhileAppending(t *testing.T) {
 	)
 	s.e.drain(time.Minute)
 	s.run(fsOp{Kind: "readfile", Path: "y"})
+}
+
+// A file renamed while a writer has it open and an earlier version of it
+// is still uploading: the old name is gone at once and stays gone when
+// that upload finishes, and the writer's bytes become a version of the
+// moved file. Before, the uploaded record kept the old name, so the
+// writer's close uploaded a second file under it.
+func TestProveRenameDuringUploadWhileOpen(t *testing.T) {
+	s := newScript(t)
+	s.uploaded("f", 3000, 1)
+	remove := s.e.em.AddFault(emulator.Fault{Route: "PUT /s3/", Latency: 400 * time.Millisecond})
+	defer remove()
+	s.run(fsOp{Kind: "open", Path: "f", Flags: os.O_RDWR, FD: 1},
+		fsOp{Kind: "write", FD: 1, Off: 100, N: 200, Seed: 2},
+		fsOp{Kind: "close", FD: 1})
+	waitFor(t, 10*time.Second, "the upload to start", func() bool { return s.e.em.Stats().UploadsStarted >= 2 })
+	s.run(fsOp{Kind: "open", Path: "f", Flags: os.O_RDWR, FD: 2},
+		fsOp{Kind: "write", FD: 2, Off: 500, N: 200, Seed: 3},
+		fsOp{Kind: "rename", Path: "f", Path2: "g"},
+		fsOp{Kind: "stat", Path: "f"})
+	waitFor(t, 10*time.Second, "the upload to finish", func() bool { return s.e.em.Stats().UploadsCompleted >= 2 })
+	for range 5 {
+		s.run(fsOp{Kind: "stat", Path: "f"}, fsOp{Kind: "readdir"})
+	}
+	s.run(fsOp{Kind: "close", FD: 2})
+	s.e.drain(time.Minute)
+	s.run(fsOp{Kind: "readdir"}, fsOp{Kind: "readfile", Path: "g"})
+	if ents := s.e.em.Children(s.e.folder); len(ents) != 1 || ents[0].Name != "g" {
+		t.Errorf("Synapse holds %+v, want one file g", ents)
+	}
 }
