@@ -1,12 +1,14 @@
 package fs_test
 
 import (
+	"cmp"
 	"context"
 	"crypto/md5"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -44,6 +46,7 @@ type env struct {
 	data     string // mount path of that folder
 	cacheDir string
 	throttle bool // the emulator throttles like Synapse
+	restRate int  // the client's REST calls per minute; 0: unlimited
 }
 
 type envOptions struct {
@@ -54,6 +57,8 @@ type envOptions struct {
 	emuOptions emulator.Options
 	cacheDir   string
 	noStart    bool
+	restRate   int                             // the client's REST calls per minute (default: unlimited)
+	wrap       func(http.Handler) http.Handler // wraps the emulator's handler (an outage, ...)
 }
 
 func requireFUSE(t testing.TB) {
@@ -79,13 +84,17 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(em)
+	var h http.Handler = em
+	if o.wrap != nil {
+		h = o.wrap(em)
+	}
+	srv := httptest.NewServer(h)
 	t.Cleanup(func() { srv.Close(); em.Close() })
 	project, folder, err := em.Seed(demoToken)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, em: em, srv: srv, project: project, folder: folder, throttle: o.emuOptions.Throttle}
+	e := &env{t: t, em: em, srv: srv, project: project, folder: folder, throttle: o.emuOptions.Throttle, restRate: o.restRate}
 	e.cacheDir = o.cacheDir
 	if e.cacheDir == "" {
 		e.cacheDir = t.TempDir()
@@ -98,7 +107,7 @@ func (e *env) newClient(token string) *synapse.Client {
 	repo, file, auth := synapse.Endpoints(e.srv.URL)
 	c, err := synapse.New(synapse.Config{RepoEndpoint: repo, FileEndpoint: file, AuthEndpoint: auth, Token: token,
 		RetryBase: 5 * time.Millisecond, RetryCap: 50 * time.Millisecond, MaxRetries: 8,
-		MaxConcurrent: restConcurrency(e.throttle), RatePerMinute: 1 << 20})
+		MaxConcurrent: restConcurrency(e.throttle), RatePerMinute: cmp.Or(e.restRate, 1<<20)})
 	if err != nil {
 		e.t.Fatal(err)
 	}
