@@ -73,7 +73,19 @@ func newOpExec(root string) *opExec { return &opExec{root: root, fds: map[int]*o
 
 func (x *opExec) path(p string) string { return filepath.Join(x.root, p) }
 
-func (x *opExec) do(o fsOp) (res fsResult) {
+// do runs o, again while it fails with EINTR, as Go's os package and
+// programs with SA_RESTART handlers do (the Go runtime's own preemption
+// signals interrupt slow FUSE calls).
+func (x *opExec) do(o fsOp) fsResult {
+	for {
+		res := x.do1(o)
+		if syscall.Errno(res.Errno) != syscall.EINTR {
+			return res
+		}
+	}
+}
+
+func (x *opExec) do1(o fsOp) (res fsResult) {
 	var err error
 	switch o.Kind {
 	case "open":
