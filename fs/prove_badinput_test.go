@@ -1,7 +1,7 @@
 package fs_test
 
 import (
-	"path/filepath"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -33,29 +33,36 @@ func TestProveBadNames(t *testing.T) {
 	}
 	bad = append(bad, strings.Repeat("n", 257), "\xff\xfe.txt", "caf\xc3.txt", "é.txt", " lead", "trail ", "\u00a0nbsp")
 	good = append(good, strings.Repeat("n", 256), "data (1).csv", "it's+ok")
-	okDir := filepath.Join(e.data, "ok.txt")
-	if err := xWriteFile(t, okDir, []byte("ok")); err != nil {
-		t.Fatal(err)
+	// One child process runs every syscall (a process per call is slow
+	// under the race detector).
+	c := startOpChild(t, e.data, time.Minute)
+	must := func(o fsOp) {
+		if r := c.do(o); r.Errno != 0 || r.Err != "" {
+			t.Errorf("%v: %s", o, errText(r))
+		}
 	}
-	e.within(5*time.Minute, "the names", func() {
-		for _, name := range bad {
-			p := filepath.Join(e.data, name)
-			if err := xWriteFile(t, p, []byte("x")); errnoOf(err) != syscall.EINVAL {
-				t.Errorf("create %q: got %v, want EINVAL", name, err)
-			}
-			if err := xMkdir(t, p); errnoOf(err) != syscall.EINVAL {
-				t.Errorf("mkdir %q: got %v, want EINVAL", name, err)
-			}
-			if err := xRename(t, okDir, p); errnoOf(err) != syscall.EINVAL {
-				t.Errorf("rename to %q: got %v, want EINVAL", name, err)
-			}
-		}
-		for _, name := range good {
-			if err := xWriteFile(t, filepath.Join(e.data, name), []byte(name)); err != nil {
-				t.Errorf("create %q: %v", name, err)
+	must(fsOp{Kind: "open", Path: "ok.txt", Flags: os.O_WRONLY | os.O_CREATE, FD: 1})
+	must(fsOp{Kind: "write", FD: 1, Off: -1, Data: []byte("ok")})
+	must(fsOp{Kind: "close", FD: 1})
+	for _, name := range bad {
+		for _, o := range []fsOp{
+			{Kind: "open", Path: name, Flags: os.O_WRONLY | os.O_CREATE | os.O_TRUNC, FD: 2},
+			{Kind: "mkdir", Path: name},
+			{Kind: "rename", Path: "ok.txt", Path2: name},
+		} {
+			if r := c.do(o); syscall.Errno(r.Errno) != syscall.EINVAL {
+				t.Errorf("%s %q: got %s, want EINVAL", o.Kind, name, errText(r))
+				if o.Kind == "open" && r.Errno == 0 {
+					c.do(fsOp{Kind: "close", FD: 2})
+				}
 			}
 		}
-	})
+	}
+	for _, name := range good {
+		must(fsOp{Kind: "open", Path: name, Flags: os.O_WRONLY | os.O_CREATE | os.O_TRUNC, FD: 3})
+		must(fsOp{Kind: "write", FD: 3, Off: -1, Data: []byte(name)})
+		must(fsOp{Kind: "close", FD: 3})
+	}
 	e.drain(2 * time.Minute)
 	got := map[string]bool{}
 	for _, c := range e.em.Children(e.folder) {
