@@ -74,13 +74,19 @@ var tokenRevoked = func(t *testing.T, e *env, _ *outage) {
 		t.Errorf("status while the token is revoked does not say so:\n%s", st)
 	}
 	e.em.AddUser("demo", demoToken, true)
-	// What synfs retry --all does.
-	recs, _ := e.store.Records()
-	for _, r := range recs {
-		if r.State == cache.StateFailed {
-			e.fl.EnqueueNow(r.Ino)
+	// What synfs retry --all does, again for uploads that were under way
+	// with the revoked token and failed after the first retry.
+	waitFor(t, time.Minute, "every failed file to be retried", func() bool {
+		recs, _ := e.store.Records()
+		failed := false
+		for _, r := range recs {
+			if r.State == cache.StateFailed {
+				e.fl.EnqueueNow(r.Ino)
+				failed = true
+			}
 		}
-	}
+		return !failed && e.settled()
+	})
 }
 
 func synapseDown(t *testing.T, e *env, o *outage) {
