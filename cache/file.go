@@ -347,6 +347,17 @@ func (f *File) Failed() error {
 	return f.werr
 }
 
+// Removed reports whether Store.Remove deleted the file while it was open
+// (an unlink, or a rename over it): its handles write into nothing.
+func (f *File) Removed() bool {
+	leave, err := f.s.enterIno(f.ino)
+	if err != nil {
+		return false
+	}
+	defer leave()
+	return f.removed
+}
+
 // causeOf recovers the cause of a failed write from its recorded reason,
 // after a restart.
 func causeOf(reason string) error {

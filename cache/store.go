@@ -756,7 +756,11 @@ func (s *Store) Rename(ino uint64, parentID, name, dir string) error {
 			return err
 		}
 		if rec.State == StateDone {
-			return ErrNotFound
+			// Uploaded and kept for handles still open; not indexed. A
+			// later write stages it again, indexed under its new place.
+			rec.ParentID, rec.Name, rec.Dir = parentID, name, dir
+			newGen = 0
+			return putRecord(txn, rec)
 		}
 		if rec.ParentID == parentID && rec.Name == name {
 			newGen = 0

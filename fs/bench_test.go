@@ -448,15 +448,6 @@ func BenchmarkCopyToUploaded1GiB(b *testing.B) {
 //     client (--rest-concurrency 3, the default 600 calls/min) and the
 //     emulator (3 in flight, 600/min per user); 60 files, as 1000 would take
 //     12 minutes.
-//
-// envInt reads a whole number from the environment, or def.
-func envInt(name string, def int) int {
-	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
-		return n
-	}
-	return def
-}
-
 func BenchmarkSmallFiles(b *testing.B) {
 	lat := []emulator.Fault{{Route: "/repo/v1/", Latency: 20 * time.Millisecond},
 		{Route: "/file/v1/", Latency: 20 * time.Millisecond}}

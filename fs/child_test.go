@@ -25,6 +25,10 @@ import (
 
 const childOp = "SYNFS_FS_CHILD_OP"
 
+// childServers are long-lived child modes that answer many requests over
+// stdin and stdout (see prove_ops_test.go), keyed by op name.
+var childServers = map[string]func(a, b string) int{}
+
 func TestMain(m *testing.M) {
 	if op := os.Getenv(childOp); op != "" {
 		os.Exit(childMain(op, os.Getenv(childOp+"_A"), os.Getenv(childOp+"_B")))
@@ -154,6 +158,9 @@ func childMain(op, a, b string) int {
 			}
 		}
 	default:
+		if serve, ok := childServers[op]; ok {
+			return serve(a, b)
+		}
 		err = errors.New("unknown child op " + op)
 	}
 	res.Took = time.Since(start)

@@ -350,6 +350,7 @@ func (d *dir) remove(ctx context.Context, name string, isDir bool) error {
 		if err := d.fsys.client.Delete(ctx, e.ID); err != nil {
 			return err
 		}
+		d.fsys.deleted(e.ID)
 	}
 	d.fsys.meta.Drop(d.fsys.resolveID(d.id), name)
 	return nil
@@ -465,6 +466,13 @@ func (d *dir) rename(ctx context.Context, oldName string, nd *dir, newName strin
 		if err := d.fsys.unstage(ctx, dstRec.Ino); err != nil {
 			return err
 		}
+		// An upload of the target that was under way may have created its
+		// entity just now (as in remove): look again, uncached.
+		if dstEnt == nil {
+			if got, err := d.fsys.client.Lookup(ctx, nd.id, newName); err == nil && got.Kind == remote.KindFile {
+				dstEnt = got
+			}
+		}
 	}
 	if srcEnt != nil && cache.IsLocalID(srcEnt.ID) && (dstEnt == nil || !cache.IsLocalID(dstEnt.ID)) {
 		done, err := d.fsys.renameStagedFolder(srcEnt.ID, nd, newName)
@@ -488,6 +496,7 @@ func (d *dir) rename(ctx context.Context, oldName string, nd *dir, newName strin
 			if err := d.fsys.client.Delete(ctx, dstEnt.ID); err != nil {
 				return err
 			}
+			d.fsys.deleted(dstEnt.ID)
 			d.fsys.meta.Drop(target, newName)
 		}
 		moved, err := d.fsys.client.Move(ctx, srcEnt.ID, target, newName)
@@ -497,6 +506,16 @@ func (d *dir) rename(ctx context.Context, oldName string, nd *dir, newName strin
 		d.fsys.meta.Drop(d.fsys.resolveID(d.id), oldName)
 		d.fsys.meta.Put(*moved)
 		srcEnt = moved
+	}
+	if srcRec == nil && srcEnt != nil {
+		// An uploaded file still open for writing keeps its staged bytes
+		// (FS.Uploaded): they move with it, so that a later write uploads
+		// under the new name, not the old one.
+		if ino := d.fsys.heldIno(srcEnt.ID); ino != 0 {
+			if err := d.fsys.store.Rename(ino, nd.id, newName, nd.dirPath()); err != nil && !errors.Is(err, cache.ErrNotFound) {
+				return err
+			}
+		}
 	}
 	if srcRec != nil {
 		// A staged file uploads under the name it has when its upload
@@ -544,6 +563,32 @@ func (d *dir) settleUpload(ctx context.Context, name string, rec *cache.Record, 
 const settleWait = 30 * time.Second
 
 // renamed points the node of the moved file or folder at its new place.
+// heldIno returns the staged inode the node of file entity id holds, or 0.
+func (fsys *FS) heldIno(id string) uint64 {
+	fsys.mu.Lock()
+	n := fsys.byID[id]
+	fsys.mu.Unlock()
+	if n == nil {
+		return 0
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.ino
+}
+
+// deleted marks the node of file entity id, if any, as deleted through the
+// mount, for the handles still open on it.
+func (fsys *FS) deleted(id string) {
+	fsys.mu.Lock()
+	n := fsys.byID[id]
+	fsys.mu.Unlock()
+	if n != nil {
+		n.mu.Lock()
+		n.deleted = true
+		n.mu.Unlock()
+	}
+}
+
 func (fsys *FS) renamed(rec *cache.Record, e *remote.Entity, nd *dir, name string) {
 	fsys.mu.Lock()
 	var n *file

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -48,6 +49,7 @@ type env struct {
 
 	conn     *remote.Connectivity // what the mount knows about reaching the emulator
 	stopConn context.CancelFunc   // ends its probe loop
+	restRate int                  // the client's REST calls per minute; 0: unlimited
 }
 
 type envOptions struct {
@@ -63,7 +65,9 @@ type envOptions struct {
 	// retries, 250 ms doubling to 30 s: minutes in all) instead of the
 	// tests' quick one, so that a test sees what a user would wait.
 	prodRetries bool
-	remoteWait  time.Duration // fs.Options.RemoteWait
+	remoteWait  time.Duration                   // fs.Options.RemoteWait
+	restRate    int                             // the client's REST calls per minute (default: unlimited)
+	wrap        func(http.Handler) http.Handler // wraps the emulator's handler (an outage, ...)
 }
 
 func requireFUSE(t testing.TB) {
@@ -89,13 +93,17 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(em)
+	var h http.Handler = em
+	if o.wrap != nil {
+		h = o.wrap(em)
+	}
+	srv := httptest.NewServer(h)
 	t.Cleanup(func() { srv.Close(); em.Close() })
 	project, folder, err := em.Seed(demoToken)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, em: em, srv: srv, project: project, folder: folder, throttle: o.emuOptions.Throttle}
+	e := &env{t: t, em: em, srv: srv, project: project, folder: folder, throttle: o.emuOptions.Throttle, restRate: o.restRate}
 	e.cacheDir = o.cacheDir
 	if e.cacheDir == "" {
 		e.cacheDir = t.TempDir()
@@ -114,7 +122,7 @@ func (e *env) clientWith(token string, conn *remote.Connectivity, prodRetries bo
 	repo, file, auth := synapse.Endpoints(e.srv.URL)
 	cfg := synapse.Config{RepoEndpoint: repo, FileEndpoint: file, AuthEndpoint: auth, Token: token,
 		RetryBase: 5 * time.Millisecond, RetryCap: 50 * time.Millisecond, MaxRetries: 8,
-		MaxConcurrent: restConcurrency(e.throttle), RatePerMinute: 1 << 20, Connectivity: conn}
+		MaxConcurrent: restConcurrency(e.throttle), RatePerMinute: cmp.Or(e.restRate, 1<<20), Connectivity: conn}
 	if prodRetries {
 		cfg.RetryBase, cfg.RetryCap, cfg.MaxRetries = 0, 0, 0
 	}
@@ -140,7 +148,11 @@ func (e *env) mount(o envOptions) {
 	if token == "" {
 		token = demoToken
 	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	level := slog.LevelInfo
+	if os.Getenv("SYNFS_TEST_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
 	e.conn = remote.NewConnectivity(remote.ConnectivityOptions{ProbeBase: 50 * time.Millisecond, ProbeCap: 200 * time.Millisecond, Logger: log})
 	e.client = e.clientWith(token, e.conn, o.prodRetries)
 	me, err := e.client.Me(context.Background())

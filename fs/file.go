@@ -36,6 +36,24 @@ type file struct {
 	sf      *cache.File    // the staged file while handles are open
 	opens   int            // open handles on sf
 	retired bool           // a write failed; lookups make a new node (FS.retire)
+	deleted bool           // its entity was deleted through the mount (rm, mv over it) while it may be open
+}
+
+// orphan reports whether the file's entity was deleted through the mount:
+// handles still open on it write into nothing, as on a local disk.
+func (n *file) orphan() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.deleted && n.ino == 0
+}
+
+// gone reports whether the file was deleted or replaced while open: its
+// entity was deleted, or its staged bytes were removed.
+func (n *file) gone() bool {
+	n.mu.Lock()
+	sf := n.sf
+	n.mu.Unlock()
+	return (sf != nil && sf.Removed()) || n.orphan()
 }
 
 func (n *file) set(d *dir, name string, e *remote.Entity, rec *cache.Record) {
@@ -88,6 +106,19 @@ func (n *file) Attr(ctx context.Context, a *fuse.Attr) error {
 		if !errors.Is(err, cache.ErrNotFound) {
 			return n.fsys.errno("getattr", n.path(), err)
 		}
+	}
+	if (sf != nil && sf.Removed()) || (ino == 0 && n.orphan()) {
+		// Unlinked or replaced while open: fstat, and the kernel's own
+		// setattr of the times when it writes back at close, see the
+		// orphan as on a local disk, with no links.
+		a.Nlink = 0
+		if sf != nil {
+			a.Size = uint64(sf.Size())
+		} else if ent != nil && ent.Size > 0 {
+			a.Size = uint64(ent.Size)
+		}
+		a.Blocks = (a.Size + 511) / 512
+		return nil
 	}
 	if ent == nil {
 		return n.fsys.errno("getattr", n.path(), cache.ErrNotFound)
@@ -317,6 +348,9 @@ func (n *file) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse
 // the version's record (see docs/semantics.md). Owner changes are accepted
 // and not kept.
 func (n *file) setattr(ctx context.Context, req *fuse.SetattrRequest) error {
+	if n.gone() {
+		return nil // ftruncate or futimens of a deleted open file: nothing to keep
+	}
 	if req.Valid.Size() {
 		if err := n.stage(ctx, req.Size > 0); err != nil {
 			return err

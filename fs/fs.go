@@ -172,7 +172,16 @@ func (fsys *FS) Statfs(ctx context.Context, req *fuse.StatfsRequest, resp *fuse.
 // the new version.
 func (fsys *FS) Uploaded(rec cache.Record, e *remote.Entity) {
 	fsys.keepVersion(rec, e)
-	fsys.meta.Put(*e)
+	if now, err := fsys.store.Get(rec.Ino); err == nil && (now.ParentID != e.ParentID || now.Name != e.Name) {
+		// Renamed while this upload was under way (a writer had it open,
+		// so the rename did not wait): e is where the entity was, not
+		// where it is. Forget both places rather than list a ghost.
+		fsys.meta.Drop(e.ParentID, e.Name)
+		fsys.meta.Invalidate(e.ParentID)
+		fsys.meta.Invalidate(now.ParentID)
+	} else {
+		fsys.meta.Put(*e)
+	}
 	fsys.anns.drop(e.ID)
 	fsys.mu.Lock()
 	n := fsys.byIno[rec.Ino]

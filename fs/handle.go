@@ -40,9 +40,6 @@ type handle struct {
 
 // staged returns the handle's staged file, or nil.
 func (h *handle) staged() *cache.File {
-	if h.lazy == 0 {
-		return h.sf
-	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.sf
@@ -67,9 +64,40 @@ func (h *handle) stageNow(ctx context.Context) (*cache.File, error) {
 	return h.sf, nil
 }
 
+// attachStaged makes a read-only handle opened on Synapse's copy read the
+// staged bytes the file has had since.
+func (h *handle) attachStaged(ctx context.Context) (*cache.File, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.sf != nil {
+		return h.sf, nil
+	}
+	sh, err := h.n.openStaged(ctx, fuse.OpenReadOnly)
+	if err != nil {
+		return nil, err
+	}
+	h.sf, h.ino = sh.sf, sh.ino
+	return h.sf, nil
+}
+
 func (h *handle) Read(ctx context.Context, req *fuse.ReadRequest, resp *fuse.ReadResponse) error {
+	var err error
 	sf := h.staged()
-	if sf == nil && h.rf != nil {
+	if sf == nil && h.n.staged() {
+		// The file was staged since this handle opened (a truncate, or
+		// another handle's write): Synapse's copy is no longer the
+		// content. The kernel reads through a write handle to fill the
+		// partial pages of a write, so this matters to writers too.
+		if h.lazy != 0 {
+			sf, err = h.stageNow(ctx)
+		} else {
+			sf, err = h.attachStaged(ctx)
+		}
+		if err != nil && !errors.Is(err, cache.ErrNotFound) {
+			return h.n.fsys.errno("read", h.n.path(), err)
+		}
+	}
+	if sf == nil && h.rf != nil && !h.n.orphan() {
 		// Most reads lie within one cached block: hand the kernel a slice
 		// of it, with no allocation and no copy.
 		b, ok, err := h.rf.slice(ctx, h.n.fsys.blocks, req.Offset, req.Size)
@@ -83,9 +111,18 @@ func (h *handle) Read(ctx context.Context, req *fuse.ReadRequest, resp *fuse.Rea
 	}
 	buf := make([]byte, req.Size)
 	var k int
-	var err error
 	if sf != nil {
 		k, err = sf.ReadAt(buf, req.Offset)
+		if err != nil && sf.Removed() {
+			err = io.EOF // see below
+		}
+	} else if h.n.orphan() {
+		// Deleted while open: the cache dropped its bytes, or they were
+		// only in Synapse, which no longer serves them. Reads end here.
+		// (The kernel also reads through a write handle to fill a
+		// partial page; the writes themselves are discarded with the
+		// file.)
+		err = io.EOF
 	} else {
 		k, err = h.rf.read(ctx, h.n.fsys.blocks, buf, req.Offset)
 	}
@@ -101,6 +138,10 @@ func (h *handle) Write(ctx context.Context, req *fuse.WriteRequest, resp *fuse.W
 		return h.n.fsys.errno("write", h.n.path(), errReadOnly)
 	}
 	sf := h.staged()
+	if sf == nil && h.n.orphan() {
+		resp.Size = len(req.Data) // deleted while open: discarded, as on a local disk
+		return nil
+	}
 	if sf == nil {
 		var err error
 		if sf, err = h.stageNow(ctx); err != nil {
@@ -109,6 +150,12 @@ func (h *handle) Write(ctx context.Context, req *fuse.WriteRequest, resp *fuse.W
 	}
 	k, err := sf.WriteAt(ctx, req.Data, req.Offset)
 	resp.Size = k
+	if err != nil && sf.Removed() {
+		// Unlinked or replaced while open: as on a local disk, writes to
+		// the orphan succeed and are discarded with it.
+		resp.Size = len(req.Data)
+		return nil
+	}
 	if err != nil {
 		// Only a failure pays for the path: this runs for every 128 KiB.
 		// The kernel reports a failed write-back at close(2) without
@@ -129,6 +176,9 @@ func (h *handle) Flush(ctx context.Context, req *fuse.FlushRequest) error {
 		return nil
 	}
 	if err := sf.Flush(); err != nil {
+		if sf.Removed() {
+			return nil // an orphan: nothing is kept, nothing fails
+		}
 		if sf.Failed() != nil {
 			h.n.fsys.retire(h.n)
 		}
@@ -168,6 +218,9 @@ func (h *handle) FAllocate(ctx context.Context, req *fuse.FAllocateRequest) erro
 		return fuse.Errno(syscall.EOPNOTSUPP)
 	}
 	sf := h.staged()
+	if sf == nil && h.n.orphan() {
+		return nil
+	}
 	if sf == nil {
 		var err error
 		if sf, err = h.stageNow(ctx); err != nil {

@@ -210,6 +210,10 @@ const (
 // first looking the name up: if the name is then found, that entity is
 // returned as recovered; only if it is absent is the POST repeated.
 func (c *Client) createOnce(ctx context.Context, e *Entity) (*Entity, createOutcome, error) {
+	// uncertain: an earlier POST failed without an answer. It may still
+	// land after the lookup that did not find it, and then our own retry
+	// meets 409: the entity found is that POST's.
+	uncertain := false
 	for attempt := 0; ; attempt++ {
 		out, err := c.CreateEntity(ctx, e)
 		if err == nil {
@@ -229,7 +233,7 @@ func (c *Client) createOnce(ctx context.Context, e *Entity) (*Entity, createOutc
 			if gerr != nil {
 				return nil, 0, gerr
 			}
-			if exist {
+			if exist && !uncertain {
 				return found, existed, nil
 			}
 			return found, recovered, nil
@@ -242,6 +246,7 @@ func (c *Client) createOnce(ctx context.Context, e *Entity) (*Entity, createOutc
 			return nil, 0, err
 		}
 		if !exist {
+			uncertain = true
 			c.log.LogAttrs(ctx, slogWarn, "synapse: create answer lost and name absent; creating again", attrOp("POST /entity"), attrErr(err))
 			if serr := sleep(ctx, c.backoff(attempt, 0)); serr != nil {
 				return nil, 0, canceled("POST /entity", serr)

@@ -230,6 +230,40 @@ func TestCreateFolderLostAnswer(t *testing.T) {
 	}
 }
 
+// A create whose answer is lost and which lands only after the lookup that
+// followed (it was still on its way): the retry meets 409, and the folder
+// found is the one this call created, not a clash.
+func TestCreateFolderLateLostCreate(t *testing.T) {
+	e := newEnv(t, nil)
+	var posts atomic.Int32
+	var first *http.Request
+	var firstBody []byte
+	e.f.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != "POST" || !strings.HasSuffix(r.URL.Path, "/repo/v1/entity") {
+			return false
+		}
+		switch posts.Add(1) {
+		case 1: // lost, not yet applied
+			firstBody, _ = io.ReadAll(r.Body)
+			first = r
+			hijackClose(t, w)
+			return true
+		case 2: // the first lands now, just before the retry
+			late := first.Clone(context.Background())
+			late.Body = io.NopCloser(bytes.NewReader(firstBody))
+			e.f.serve(discardWriter{}, late)
+		}
+		return false
+	})
+	f, err := e.c.CreateFolder(context.Background(), e.project, "late")
+	if err != nil || f == nil {
+		t.Fatalf("CreateFolder: %v, %v; want the folder the lost create made", f, err)
+	}
+	if got := posts.Load(); got != 2 {
+		t.Errorf("POST /entity got %d, want 2", got)
+	}
+}
+
 // discardWriter is a ResponseWriter that drops the answer.
 type discardWriter struct{}
 

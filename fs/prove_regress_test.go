@@ -1,0 +1,148 @@
+package fs_test
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	"github.com/synfs/synfs/remote/emulator"
+)
+
+// Regressions found by the model-based test (prove_model_test.go), each a
+// short script run on the mount and on a local reference directory.
+
+// script runs ops on the mount and on a local directory and fails on the
+// first difference.
+type script struct {
+	t   *testing.T
+	e   *env
+	ref *opExec
+	mnt *opChild
+}
+
+func newScript(t *testing.T) *script {
+	e := newEnv(t, envOptions{})
+	ref := newOpExec(t.TempDir())
+	t.Cleanup(ref.closeAll)
+	return &script{t: t, e: e, ref: ref, mnt: startOpChild(t, e.data, time.Minute)}
+}
+
+func (s *script) run(ops ...fsOp) {
+	s.t.Helper()
+	for _, o := range ops {
+		want, got := s.ref.do(o), s.mnt.do(o)
+		if d := resultDiff(want, got); d != "" {
+			s.t.Fatalf("%v: %s", o, d)
+		}
+	}
+}
+
+// writeFile makes p hold n bytes of pattern(seed) and uploads it.
+func (s *script) uploaded(p string, n int64, seed int64) {
+	s.t.Helper()
+	s.run(fsOp{Kind: "open", Path: p, Flags: os.O_WRONLY | os.O_CREATE | os.O_TRUNC, FD: 99},
+		fsOp{Kind: "write", FD: 99, Off: -1, N: n, Seed: seed},
+		fsOp{Kind: "close", FD: 99})
+	s.e.drain(time.Minute)
+}
+
+// A file replaced by a rename, or unlinked, while open for writing: as on a
+// local disk, its writes and its close succeed (the bytes go with it).
+// Before, close(2) failed with EIO (the kernel's write-back of the orphan
+// failed on ENOENT from getattr and write).
+func TestProveWriteAfterDelete(t *testing.T) {
+	s := newScript(t)
+	s.uploaded("up", 5000, 9)
+	s.run(
+		// staged, replaced by a rename
+		fsOp{Kind: "open", Path: "c", Flags: os.O_RDWR | os.O_CREATE | os.O_EXCL, FD: 1},
+		fsOp{Kind: "write", FD: 1, Off: -1, N: 1441, Seed: 3},
+		fsOp{Kind: "open", Path: "f", Flags: os.O_RDWR | os.O_CREATE, FD: 2},
+		fsOp{Kind: "write", FD: 2, Off: -1, N: 100, Seed: 3},
+		fsOp{Kind: "close", FD: 2},
+		fsOp{Kind: "rename", Path: "f", Path2: "c"},
+		fsOp{Kind: "write", FD: 1, Off: 6952, N: 2018454, Seed: 4},
+		fsOp{Kind: "close", FD: 1},
+		// staged, unlinked
+		fsOp{Kind: "open", Path: "g", Flags: os.O_RDWR | os.O_CREATE, FD: 3},
+		fsOp{Kind: "write", FD: 3, Off: -1, N: 3892, Seed: 5},
+		fsOp{Kind: "unlink", Path: "g"},
+		fsOp{Kind: "write", FD: 3, Off: -1, N: 2237, Seed: 6},
+		fsOp{Kind: "close", FD: 3},
+		// in Synapse only, opened for append (nothing staged yet), unlinked
+		fsOp{Kind: "open", Path: "up", Flags: os.O_WRONLY | os.O_APPEND, FD: 4},
+		fsOp{Kind: "unlink", Path: "up"},
+		fsOp{Kind: "write", FD: 4, Off: -1, N: 1894, Seed: 7},
+		fsOp{Kind: "close", FD: 4},
+		fsOp{Kind: "readdir"},
+	)
+	s.e.drain(time.Minute)
+	if n := len(s.e.em.Children(s.e.folder)); n != 1 {
+		t.Errorf("got %d entities in the folder, want 1 (c)", n)
+	}
+}
+
+// open(O_TRUNC) of an uploaded file, then writes with gaps: the gaps read
+// as zeros. Before, the kernel filled the partial pages of the writes by
+// reading through the handle, which still read Synapse's old content.
+func TestProveTruncatedGapsAreZeros(t *testing.T) {
+	s := newScript(t)
+	s.uploaded("x", 10000, 3)
+	s.run(fsOp{Kind: "readfile", Path: "x"},
+		fsOp{Kind: "open", Path: "x", Flags: os.O_WRONLY | os.O_CREATE | os.O_TRUNC, FD: 2},
+		fsOp{Kind: "write", FD: 2, Off: 6253, N: 3186, Seed: 4},
+		fsOp{Kind: "write", FD: 2, Off: -1, N: 815, Seed: 5},
+		fsOp{Kind: "write", FD: 2, Off: 2715, N: 3621, Seed: 6},
+		fsOp{Kind: "close", FD: 2},
+		fsOp{Kind: "readfile", Path: "x"},
+	)
+	s.e.drain(time.Minute)
+	s.run(fsOp{Kind: "readfile", Path: "x"})
+}
+
+// Appending to an uploaded file and reading it from another open file
+// before the writer closes: the reader sees the appended bytes. Before, it
+// read Synapse's old copy and zeros past its end.
+func TestProveReadWhileAppending(t *testing.T) {
+	s := newScript(t)
+	s.uploaded("y", 4218, 2)
+	s.run(fsOp{Kind: "open", Path: "y", Flags: os.O_WRONLY | os.O_APPEND, FD: 2},
+		fsOp{Kind: "write", FD: 2, Off: -1, N: 1282181, Seed: 4},
+		fsOp{Kind: "write", FD: 2, Off: -1, N: 943, Seed: 5},
+		fsOp{Kind: "readfile", Path: "y"},
+		fsOp{Kind: "close", FD: 2},
+		fsOp{Kind: "readfile", Path: "y"},
+	)
+	s.e.drain(time.Minute)
+	s.run(fsOp{Kind: "readfile", Path: "y"})
+}
+
+// A file renamed while a writer has it open and an earlier version of it
+// is still uploading: the old name is gone at once and stays gone when
+// that upload finishes, and the writer's bytes become a version of the
+// moved file. Before, the uploaded record kept the old name, so the
+// writer's close uploaded a second file under it.
+func TestProveRenameDuringUploadWhileOpen(t *testing.T) {
+	s := newScript(t)
+	s.uploaded("f", 3000, 1)
+	remove := s.e.em.AddFault(emulator.Fault{Route: "PUT /s3/", Latency: 400 * time.Millisecond})
+	defer remove()
+	s.run(fsOp{Kind: "open", Path: "f", Flags: os.O_RDWR, FD: 1},
+		fsOp{Kind: "write", FD: 1, Off: 100, N: 200, Seed: 2},
+		fsOp{Kind: "close", FD: 1})
+	waitFor(t, 10*time.Second, "the upload to start", func() bool { return s.e.em.Stats().UploadsStarted >= 2 })
+	s.run(fsOp{Kind: "open", Path: "f", Flags: os.O_RDWR, FD: 2},
+		fsOp{Kind: "write", FD: 2, Off: 500, N: 200, Seed: 3},
+		fsOp{Kind: "rename", Path: "f", Path2: "g"},
+		fsOp{Kind: "stat", Path: "f"})
+	waitFor(t, 10*time.Second, "the upload to finish", func() bool { return s.e.em.Stats().UploadsCompleted >= 2 })
+	for range 5 {
+		s.run(fsOp{Kind: "stat", Path: "f"}, fsOp{Kind: "readdir"})
+	}
+	s.run(fsOp{Kind: "close", FD: 2})
+	s.e.drain(time.Minute)
+	s.run(fsOp{Kind: "readdir"}, fsOp{Kind: "readfile", Path: "g"})
+	if ents := s.e.em.Children(s.e.folder); len(ents) != 1 || ents[0].Name != "g" {
+		t.Errorf("Synapse holds %+v, want one file g", ents)
+	}
+}
