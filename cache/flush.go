@@ -1,0 +1,239 @@
+package cache
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// flushLocked writes the pending chunks and then the record in state st.
+// A file whose content has not changed only moves from StateOpen to st; a
+// state set by the uploader (Uploading, Failed, Empty) is left alone.
+func (f *File) flushLocked(st State) error {
+	if f.removed || f.released || f.done {
+		return nil
+	}
+	if f.werr != nil {
+		st = StateFailed
+	}
+	gen := f.gen.Load()
+	changed := gen != f.flushedGen.Load() || len(f.pending) > 0
+	if !changed && (f.pstate != StateOpen || st == StateOpen) {
+		return nil
+	}
+	if len(f.pending) > 0 {
+		if err := f.writeChunksLocked(f.pendingKeysLocked()); err != nil {
+			if f.werr == nil {
+				return err
+			}
+			// Already failed: keep the record as it is.
+			return nil
+		}
+	}
+	size := f.size.Load()
+	sum := ""
+	if f.md5OK && f.md5Off == size && f.werr == nil {
+		sum = hex.EncodeToString(f.md5.Sum(nil))
+	}
+	reindex := f.reindex
+	var failed *WriteError
+	if f.werr != nil {
+		failed, _ = f.werr.(*WriteError)
+	}
+	err := f.s.update(func(txn *badger.Txn) error {
+		rec, err := getRecord(txn, f.ino)
+		if err != nil {
+			return err
+		}
+		if rec.Gen != gen {
+			rec.Attempts = 0
+		}
+		rec.Size, rec.MD5, rec.Gen, rec.State = size, sum, gen, st
+		rec.Mtime = time.Unix(0, f.mtime.Load())
+		if failed != nil {
+			rec.Incomplete, rec.Err = true, failed.Reason
+		}
+		if reindex {
+			k := indexKey(rec.ParentID, rec.Name)
+			other, err := getIndex(txn, k)
+			free := errors.Is(err, ErrNotFound) || (err == nil && other == f.ino)
+			if err == nil && other != f.ino {
+				if _, err := getRecord(txn, other); errors.Is(err, ErrNotFound) {
+					free = true
+				}
+			}
+			if free {
+				if err := txn.Set(k, encodeIno(f.ino)); err != nil {
+					return err
+				}
+			}
+		}
+		return putRecord(txn, rec)
+	})
+	if err != nil {
+		return err
+	}
+	f.flushedGen.Store(gen)
+	f.pstate = st
+	f.marked = st == StateOpen && sum == ""
+	f.reindex = false
+	return nil
+}
+
+// Flush writes buffered bytes and the record (size, MD5 when known,
+// generation, mtime). It is called on close(2). The state stays Open while
+// a writer has the file open (the closing descriptor's handle may live on
+// in a dup), and becomes Dirty otherwise: the last EndWrite makes it so.
+func (f *File) Flush() error {
+	leave, err := f.s.enterIno(f.ino)
+	if err != nil {
+		return err
+	}
+	defer leave()
+	if err := f.usableLocked(); err != nil {
+		return err
+	}
+	st := StateDirty
+	if f.writers.Load() > 0 {
+		st = StateOpen
+	}
+	if err := f.flushLocked(st); err != nil {
+		return err
+	}
+	if f.werr != nil {
+		return f.werr
+	}
+	// The promise of close(2): the bytes are in a cache that survives the
+	// process. A cache directory deleted under the mount cannot keep them.
+	if err := f.s.checkDir(); err != nil {
+		return f.failWriteLocked(err)
+	}
+	return nil
+}
+
+// Sync is Flush followed by a sync of Badger to disk: when it returns
+// the file's bytes survive a power loss.
+func (f *File) Sync() error {
+	if err := f.Flush(); err != nil {
+		return err
+	}
+	done, err := f.s.enter()
+	if err != nil {
+		return err
+	}
+	defer done()
+	return f.s.db.Sync()
+}
+
+// SetMtime sets the modification time and records it at once.
+func (f *File) SetMtime(t time.Time) error {
+	leave, err := f.s.enterIno(f.ino)
+	if err != nil {
+		return err
+	}
+	defer leave()
+	if err := f.usableLocked(); err != nil {
+		return err
+	}
+	f.mtime.Store(t.UnixNano())
+	return f.s.update(func(txn *badger.Txn) error {
+		rec, err := getRecord(txn, f.ino)
+		if err != nil {
+			return err
+		}
+		rec.Mtime = t
+		return putRecord(txn, rec)
+	})
+}
+
+// Truncate changes the size. Growing reserves space like WriteAt and
+// reads as zeros; shrinking deletes the chunks past the end at once.
+func (f *File) Truncate(ctx context.Context, size int64) error {
+	if size < 0 {
+		return errors.New("cache: negative size")
+	}
+	leave, err := f.s.enterIno(f.ino)
+	if err != nil {
+		return err
+	}
+	defer leave()
+	if err := f.usableLocked(); err != nil {
+		return err
+	}
+	old := f.size.Load()
+	rewrite := size == 0 && f.werr != nil
+	if f.werr != nil && !rewrite {
+		return f.werr
+	}
+	if size == old && !rewrite {
+		return nil
+	}
+	if err := f.s.writable(); err != nil {
+		return f.failWriteLocked(err)
+	}
+	if err := f.restageLocked(ctx); err != nil {
+		return f.failWriteLocked(err)
+	}
+	if size > old {
+		if err := f.growLocked(ctx, size); err != nil {
+			return f.failWriteLocked(err)
+		}
+		f.touchLocked()
+		f.md5OK = false
+		return nil
+	}
+	f.touchLocked()
+	if size == 0 {
+		f.md5, f.md5OK, f.md5Off = md5.New(), true, 0
+	} else {
+		f.md5OK = false
+	}
+	s := f.s
+	cs := s.chunk
+	first := (size + cs - 1) / cs // first chunk wholly past the new end
+	for k := range f.pending {
+		if k >= first {
+			delete(f.pending, k)
+		}
+	}
+	if in := size % cs; in != 0 {
+		b, err := f.chunkBufLocked(size/cs, size, false)
+		if err != nil {
+			return err
+		}
+		clear(b[in:])
+	}
+	// The record first: it must not claim the chunks about to go.
+	err = s.update(func(txn *badger.Txn) error {
+		rec, err := getRecord(txn, f.ino)
+		if err != nil {
+			return err
+		}
+		rec.State, rec.MD5, rec.Gen = StateOpen, "", f.gen.Load()
+		rec.Size = min(rec.Size, size)
+		if rewrite {
+			rec.Incomplete, rec.Err, rec.Attempts = false, "", 0
+		}
+		return putRecord(txn, rec)
+	})
+	if err != nil {
+		return err
+	}
+	f.marked, f.pstate = true, StateOpen
+	if rewrite {
+		f.werr = nil
+	}
+	if err := s.deleteChunksFrom(f.ino, first); err != nil {
+		return err
+	}
+	f.size.Store(size)
+	if f.acct > size {
+		s.release(f.acct - size)
+		f.acct = size
+	}
+	return nil
+}

@@ -1,0 +1,140 @@
+package cache
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// SetState sets ino's state and failure text if its generation is still
+// gen; otherwise it changes nothing and returns ErrChanged. Setting
+// StateUploading counts an attempt and keeps the previous failure text.
+// StateDone is set by Finish only.
+func (s *Store) SetState(ino, gen uint64, st State, errText string) error {
+	if st == StateDone || st < StateOpen || st > StateLocal {
+		return fmt.Errorf("cache: SetState(%v) not allowed", st)
+	}
+	leave, err := s.enterIno(ino)
+	if err != nil {
+		return err
+	}
+	defer leave()
+	f := s.openFile(ino)
+	if f != nil && f.gen.Load() != gen {
+		return ErrChanged
+	}
+	return s.update(func(txn *badger.Txn) error {
+		rec, err := getRecord(txn, ino)
+		if err != nil {
+			return err
+		}
+		if rec.Gen != gen || rec.State == StateDone {
+			return ErrChanged
+		}
+		rec.State = st
+		if st == StateUploading {
+			rec.Attempts++
+		} else {
+			rec.Err = errText
+		}
+		if f != nil {
+			f.pstate = st
+		}
+		return putRecord(txn, rec)
+	})
+}
+
+// SetUpload records the multipart parameters u for ino (u may be nil to
+// clear them).
+func (s *Store) SetUpload(ino uint64, u *Upload) error {
+	leave, err := s.enterIno(ino)
+	if err != nil {
+		return err
+	}
+	defer leave()
+	return s.update(func(txn *badger.Txn) error {
+		rec, err := getRecord(txn, ino)
+		if err != nil {
+			return err
+		}
+		rec.Upload = u
+		return putRecord(txn, rec)
+	})
+}
+
+// Finish records that generation gen of ino has been uploaded. If ino has
+// not changed since, its bytes are deleted (immediately, or at the last
+// Release when handles are still open) and its space is given back;
+// otherwise Finish returns ErrChanged and the caller uploads again.
+func (s *Store) Finish(ino, gen uint64) error {
+	leave, err := s.enterIno(ino)
+	if err != nil {
+		return err
+	}
+	defer leave()
+	rec, err := s.readRecord(ino)
+	if err != nil {
+		return err
+	}
+	if rec.Gen != gen || rec.State == StateDone {
+		return ErrChanged
+	}
+	f := s.openFile(ino)
+	if f == nil {
+		if err := s.deleteAll(rec); err != nil {
+			return err
+		}
+		s.release(rec.Size)
+		return nil
+	}
+	if f.gen.Load() != gen || f.flushedGen.Load() != gen || len(f.pending) > 0 {
+		return ErrChanged
+	}
+	// Handles are open: keep the bytes for them, but the file is no longer
+	// staged. A later write stages it again.
+	err = s.update(func(txn *badger.Txn) error {
+		rec, err := getRecord(txn, ino)
+		if err != nil {
+			return err
+		}
+		if err := deleteIndexIfOwned(txn, rec); err != nil {
+			return err
+		}
+		rec.State = StateDone
+		return putRecord(txn, rec)
+	})
+	if err != nil {
+		return err
+	}
+	f.done = true
+	f.pstate = StateDone
+	s.release(f.acct)
+	f.acct = 0
+	return nil
+}
+
+// SetMtime sets staged file ino's modification time, whether or not it
+// has open handles.
+func (s *Store) SetMtime(ino uint64, t time.Time) error {
+	leave, err := s.enterIno(ino)
+	if err != nil {
+		return err
+	}
+	defer leave()
+	err = s.update(func(txn *badger.Txn) error {
+		rec, err := getRecord(txn, ino)
+		if err != nil {
+			return err
+		}
+		rec.Mtime = t
+		return putRecord(txn, rec)
+	})
+	if err != nil {
+		return err
+	}
+	if f := s.openFile(ino); f != nil {
+		f.mtime.Store(t.UnixNano())
+	}
+	return nil
+}

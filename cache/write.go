@@ -1,0 +1,310 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// maxPending is how many partly written chunks a file keeps in memory
+// before writing them all to Badger.
+const maxPending = 8
+
+// touchLocked records a change of content.
+func (f *File) touchLocked() {
+	f.gen.Add(1)
+	f.mtime.Store(f.s.o.Now().UnixNano())
+}
+
+// restageLocked makes a file that was uploaded while open staged again,
+// because it is about to change.
+func (f *File) restageLocked(ctx context.Context) error {
+	if !f.done {
+		return nil
+	}
+	size := f.size.Load()
+	if err := f.s.reserve(ctx, size); err != nil {
+		return err
+	}
+	f.acct = size
+	f.done = false
+	f.reindex = true
+	return nil
+}
+
+// growLocked raises the size to n, reserving space first. The chunk that
+// holds the old end is brought into memory so that its bytes past the old
+// end read as zeros whatever Badger still holds there.
+func (f *File) growLocked(ctx context.Context, n int64) error {
+	old := f.size.Load()
+	if n <= old {
+		return nil
+	}
+	if need := n - f.acct; need > 0 {
+		if err := f.s.reserve(ctx, need); err != nil {
+			return err
+		}
+		f.acct += need
+	}
+	if cs := f.s.chunk; old%cs != 0 {
+		if _, err := f.chunkBufLocked(old/cs, old, false); err != nil {
+			return err
+		}
+	}
+	f.size.Store(n)
+	return nil
+}
+
+// chunkBufLocked returns the in-memory buffer of chunk k, reading it from
+// Badger (bytes below limit only) unless whole says it will be overwritten
+// entirely.
+func (f *File) chunkBufLocked(k, limit int64, whole bool) ([]byte, error) {
+	if b, ok := f.pending[k]; ok {
+		return b, nil
+	}
+	cs := f.s.chunk
+	b := make([]byte, cs)
+	if !whole && k*cs < limit {
+		err := f.s.db.View(func(txn *badger.Txn) error {
+			return readChunk(txn, f.ino, k, 0, b[:min(cs, limit-k*cs)])
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	f.pending[k] = b
+	return b, nil
+}
+
+// readChunk copies chunk k's bytes from offset in into dst, and zeros the
+// part of dst the chunk does not cover.
+func readChunk(txn *badger.Txn, ino uint64, k, in int64, dst []byte) error {
+	item, err := txn.Get(chunkKey(ino, k))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		clear(dst)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return item.Value(func(v []byte) error {
+		n := 0
+		if in < int64(len(v)) {
+			n = copy(dst, v[in:])
+		}
+		clear(dst[n:])
+		return nil
+	})
+}
+
+// WriteAt writes p at off. It waits (up to SpaceWait, or until ctx is done)
+// when MaxSize would be exceeded, then fails with ErrNoSpace.
+func (f *File) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errors.New("cache: negative offset")
+	}
+	leave, err := f.s.enterIno(f.ino)
+	if err != nil {
+		return 0, err
+	}
+	defer leave()
+	if err := f.usableLocked(); err != nil {
+		return 0, err
+	}
+	if f.werr != nil {
+		return 0, f.werr
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if err := f.s.writable(); err != nil {
+		return 0, f.failWriteLocked(err)
+	}
+	if err := f.restageLocked(ctx); err != nil {
+		return 0, f.failWriteLocked(err)
+	}
+	end := off + int64(len(p))
+	old := f.size.Load()
+	if err := f.growLocked(ctx, end); err != nil {
+		return 0, f.failWriteLocked(err)
+	}
+	f.touchLocked()
+	if f.md5OK {
+		if off == f.md5Off {
+			f.md5.Write(p)
+			f.md5Off = end
+		} else {
+			f.md5OK = false
+		}
+	}
+	cs := f.s.chunk
+	var full []int64
+	for pos := off; pos < end; {
+		k := pos / cs
+		in := pos - k*cs
+		n := min(cs-in, end-pos)
+		b, err := f.chunkBufLocked(k, old, n == cs)
+		if err != nil {
+			return 0, f.failWriteLocked(err)
+		}
+		copy(b[in:in+n], p[pos-off:])
+		if in+n == cs {
+			full = append(full, k)
+		}
+		pos += n
+	}
+	if len(f.pending) > maxPending {
+		full = f.pendingKeysLocked()
+	}
+	if len(full) > 0 {
+		if err := f.writeChunksLocked(full); err != nil {
+			return 0, f.failWriteLocked(err)
+		}
+	}
+	return len(p), nil
+}
+
+// WriteError is a failed write to a staged file: the file no longer holds
+// what the program wrote. errors.Is matches the cause (ErrNoSpace,
+// ErrCacheGone, ...).
+type WriteError struct {
+	Reason string // plain text, as kept in Record.Err
+	Err    error  // the cause; nil after a restart
+}
+
+func (e *WriteError) Error() string { return e.Reason }
+
+func (e *WriteError) Unwrap() error { return e.Err }
+
+// failWriteLocked makes err, a failed write or grow, stick to the file: the
+// content is now incomplete, so it must never be uploaded as if it were
+// whole. The record is marked at once (state Failed, Incomplete), so that
+// not even a crash before the close lets the flusher take it for complete.
+// It returns the error for the caller to return.
+func (f *File) failWriteLocked(err error) error {
+	if errors.Is(err, ErrClosed) || errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if f.werr != nil {
+		return f.werr
+	}
+	we := &WriteError{Err: err, Reason: "incomplete: a write failed (" + describeWriteErr(err) +
+		"), so the file is not uploaded; copy it again or remove it"}
+	f.werr = we
+	f.gen.Add(1)
+	gen := f.gen.Load()
+	mark := func(size int64) error {
+		return f.s.update(func(txn *badger.Txn) error {
+			rec, err := getRecord(txn, f.ino)
+			if err != nil {
+				return err
+			}
+			rec.State, rec.Err, rec.Incomplete, rec.Gen, rec.MD5 = StateFailed, we.Reason, true, gen, ""
+			if size >= 0 {
+				rec.Size = size
+			}
+			return putRecord(txn, rec)
+		})
+	}
+	// First the mark, so that no crash lets the flusher take the file for
+	// whole; then the bytes that were accepted, and the size they make, so
+	// that the file reads back as what was staged.
+	if perr := mark(-1); perr != nil {
+		f.s.log.Warn("cache: recording a failed write", "ino", f.ino, "err", perr)
+		return we
+	}
+	f.flushedGen.Store(gen)
+	f.pstate, f.marked = StateFailed, true
+	if len(f.pending) == 0 || f.writeChunksLocked(f.pendingKeysLocked()) == nil {
+		_ = mark(f.size.Load())
+	}
+	return we
+}
+
+// Failed returns the write failure that made the file incomplete, or nil.
+func (f *File) Failed() error {
+	leave, err := f.s.enterIno(f.ino)
+	if err != nil {
+		return err
+	}
+	defer leave()
+	return f.werr
+}
+
+// causeOf recovers the cause of a failed write from its recorded reason,
+// after a restart.
+func causeOf(reason string) error {
+	for _, err := range []error{ErrNoSpace, ErrCacheGone} {
+		if strings.Contains(reason, "("+describeWriteErr(err)+")") {
+			return err
+		}
+	}
+	return ErrIncomplete
+}
+
+func describeWriteErr(err error) string {
+	switch {
+	case errors.Is(err, ErrNoSpace):
+		return "the write cache is full"
+	case errors.Is(err, ErrCacheGone):
+		return "the cache directory is gone"
+	}
+	return err.Error()
+}
+
+func (f *File) pendingKeysLocked() []int64 {
+	ks := make([]int64, 0, len(f.pending))
+	for k := range f.pending {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+// writeChunksLocked writes chunks ks from memory to Badger, marking the
+// record first if it is not marked yet.
+func (f *File) writeChunksLocked(ks []int64) error {
+	s := f.s
+	var mark *Record
+	if !f.marked {
+		rec, err := s.readRecord(f.ino)
+		if err != nil {
+			return err
+		}
+		rec.MD5, rec.Gen = "", f.gen.Load()
+		if !rec.Incomplete {
+			rec.State = StateOpen
+		}
+		mark = rec
+	}
+	size := f.size.Load()
+	err := s.batch(func(wb *badger.WriteBatch) error {
+		if mark != nil {
+			if err := putRecord(wb, mark); err != nil {
+				return err
+			}
+		}
+		for _, k := range ks {
+			b := f.pending[k]
+			if n := min(s.chunk, size-k*s.chunk); n > 0 {
+				if err := wb.Set(chunkKey(f.ino, k), b[:n]); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if mark != nil {
+		f.marked, f.pstate = true, mark.State
+	}
+	for _, k := range ks {
+		delete(f.pending, k)
+	}
+	return nil
+}
