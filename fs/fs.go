@@ -250,10 +250,14 @@ func (fsys *FS) retire(n *file) {
 	}
 }
 
-// Absent reports whether a fresh cached listing of parentID says it has
-// no entity called name (the flusher's Options.Absent).
+// Absent reports whether the mount's listing of parentID, as last known,
+// has no entity called name (the flusher's Options.Absent). It need not be
+// fresh: the mount's own creates and moves keep it up to date, and a name
+// another client took since makes the create clash (409), which Upload
+// answers with a lookup and an update; so a large copy that outlives the
+// listing's TTL still costs no lookup per file.
 func (fsys *FS) Absent(parentID, name string) bool {
-	l := fsys.meta.Listing(parentID)
+	l := fsys.meta.StaleListing(parentID)
 	if l == nil {
 		return false
 	}
