@@ -140,14 +140,7 @@ func (f *File) SetMtime(t time.Time) error {
 		return err
 	}
 	f.mtime.Store(t.UnixNano())
-	return f.s.update(func(txn *badger.Txn) error {
-		rec, err := getRecord(txn, f.ino)
-		if err != nil {
-			return err
-		}
-		rec.Mtime = t
-		return putRecord(txn, rec)
-	})
+	return f.s.editRecordLocked(f.ino, func(rec *Record) { rec.Mtime = t })
 }
 
 // Truncate changes the size. Growing reserves space like WriteAt and

@@ -48,17 +48,28 @@ func (s *Store) SetState(ino, gen uint64, st State, errText string) error {
 // SetUpload records the multipart parameters u for ino (u may be nil to
 // clear them).
 func (s *Store) SetUpload(ino uint64, u *Upload) error {
+	return s.editRecord(ino, func(rec *Record) { rec.Upload = u })
+}
+
+// editRecord changes one field of ino's record on disk: change runs on the
+// record read under ino's lock, and the result is written back.
+func (s *Store) editRecord(ino uint64, change func(rec *Record)) error {
 	leave, err := s.enterIno(ino)
 	if err != nil {
 		return err
 	}
 	defer leave()
+	return s.editRecordLocked(ino, change)
+}
+
+// editRecordLocked is editRecord for a caller that holds ino's lock.
+func (s *Store) editRecordLocked(ino uint64, change func(rec *Record)) error {
 	return s.update(func(txn *badger.Txn) error {
 		rec, err := getRecord(txn, ino)
 		if err != nil {
 			return err
 		}
-		rec.Upload = u
+		change(rec)
 		return putRecord(txn, rec)
 	})
 }
@@ -122,15 +133,7 @@ func (s *Store) SetMtime(ino uint64, t time.Time) error {
 		return err
 	}
 	defer leave()
-	err = s.update(func(txn *badger.Txn) error {
-		rec, err := getRecord(txn, ino)
-		if err != nil {
-			return err
-		}
-		rec.Mtime = t
-		return putRecord(txn, rec)
-	})
-	if err != nil {
+	if err := s.editRecordLocked(ino, func(rec *Record) { rec.Mtime = t }); err != nil {
 		return err
 	}
 	if f := s.openFile(ino); f != nil {

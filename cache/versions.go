@@ -132,17 +132,5 @@ func getVersion(txn *badger.Txn, k VersionKey) (Version, bool, error) {
 // SetMode records the permission bits the user gave staged file ino; they
 // travel with the upload into the version's record (see Version).
 func (s *Store) SetMode(ino uint64, mode uint32) error {
-	leave, err := s.enterIno(ino)
-	if err != nil {
-		return err
-	}
-	defer leave()
-	return s.update(func(txn *badger.Txn) error {
-		rec, err := getRecord(txn, ino)
-		if err != nil {
-			return err
-		}
-		rec.Mode = mode
-		return putRecord(txn, rec)
-	})
+	return s.editRecord(ino, func(rec *Record) { rec.Mode = mode })
 }

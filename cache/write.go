@@ -197,16 +197,11 @@ func (f *File) failWriteLocked(err error) error {
 	f.gen.Add(1)
 	gen := f.gen.Load()
 	mark := func(size int64) error {
-		return f.s.update(func(txn *badger.Txn) error {
-			rec, err := getRecord(txn, f.ino)
-			if err != nil {
-				return err
-			}
+		return f.s.editRecordLocked(f.ino, func(rec *Record) {
 			rec.State, rec.Err, rec.Incomplete, rec.Gen, rec.MD5 = StateFailed, we.Reason, true, gen, ""
 			if size >= 0 {
 				rec.Size = size
 			}
-			return putRecord(txn, rec)
 		})
 	}
 	// First the mark, so that no crash lets the flusher take the file for
