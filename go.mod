@@ -29,3 +29,5 @@ require (
 	go.opentelemetry.io/otel/trace v1.41.0 // indirect
 	google.golang.org/protobuf v1.36.7 // indirect
 )
+
+replace bazil.org/fuse => ./third_party/bazil.org/fuse
