@@ -42,7 +42,10 @@ type Connection struct {
 	Since     *time.Time `json:"since,omitempty"`      // when it went offline (or came back)
 	NextProbe *time.Time `json:"next_probe,omitempty"` // offline: when synfs next asks
 	Reason    string     `json:"reason,omitempty"`     // offline: why, in the transport's or Synapse's words
-	Text      string     `json:"text"`                 // one line for people: "Synapse: offline since …"
+	// TokenRefused: Synapse answers but refuses the access token (401);
+	// uploads wait until a valid token is configured.
+	TokenRefused bool   `json:"token_refused,omitempty"`
+	Text         string `json:"text"` // one line for people: "Synapse: offline since …"
 }
 
 // File is one staged file.

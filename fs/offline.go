@@ -199,13 +199,16 @@ type Connection struct {
 	Staged    int       // staged files not yet uploaded (failed ones included)
 	Folders   int       // staged folders not yet created
 	Paused    bool      // uploads wait for Synapse
+	// TokenRefused says Synapse answers but refuses the access token:
+	// uploads wait for a valid one.
+	TokenRefused bool
 }
 
 // Connection returns the connectivity state and how much waits for it.
 func (fsys *FS) Connection() Connection {
 	st := fsys.conn.State()
 	c := Connection{Online: st.Online, Since: st.Since, NextProbe: st.NextProbe, Probes: st.Probes,
-		Reason: st.LastErr, Paused: fsys.flusher.Paused()}
+		Reason: st.LastErr, Paused: fsys.flusher.Paused(), TokenRefused: st.TokenRefused}
 	if inos, err := fsys.store.Pending(); err == nil {
 		c.Staged = len(inos)
 	}
@@ -221,17 +224,24 @@ func (c Connection) String() string {
 		return "Synapse: online"
 	}
 	now := time.Now()
-	s := fmt.Sprintf("Synapse: offline since %s (%s), %d staged, uploads paused",
-		c.Since.Format(time.TimeOnly), now.Sub(c.Since).Round(time.Second), c.Staged)
+	what := "offline"
+	if c.TokenRefused {
+		what = "refuses the access token"
+	}
+	s := fmt.Sprintf("Synapse: %s since %s (%s), %d staged, uploads paused",
+		what, c.Since.Format(time.TimeOnly), now.Sub(c.Since).Round(time.Second), c.Staged)
 	if c.Folders > 0 {
-		s = fmt.Sprintf("Synapse: offline since %s (%s), %d staged files and %d folders, uploads paused",
-			c.Since.Format(time.TimeOnly), now.Sub(c.Since).Round(time.Second), c.Staged, c.Folders)
+		s = fmt.Sprintf("Synapse: %s since %s (%s), %d staged files and %d folders, uploads paused",
+			what, c.Since.Format(time.TimeOnly), now.Sub(c.Since).Round(time.Second), c.Staged, c.Folders)
 	}
 	if !c.NextProbe.IsZero() {
 		s += fmt.Sprintf(", next probe in %s", max(0, c.NextProbe.Sub(now)).Round(100*time.Millisecond))
 	}
 	if c.Reason != "" {
 		s += ": " + c.Reason
+	}
+	if c.TokenRefused {
+		s += "; put a valid Personal Access Token (synapse.org, Account Settings) in ~/.synapseConfig (or the --config file): synfs reads it again at each probe"
 	}
 	return s
 }

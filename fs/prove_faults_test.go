@@ -60,32 +60,24 @@ type faultCase struct {
 var tokenRevoked = func(t *testing.T, e *env, _ *outage) {
 	t.Helper()
 	e.em.RevokeToken(demoToken)
-	// Uploads stop with a reason a person can act on; nothing is dropped.
-	waitFor(t, time.Minute, "a file to fail with the token's reason", func() bool {
-		recs, _ := e.store.Records()
-		for _, r := range recs {
-			if r.State == cache.StateFailed && strings.Contains(r.Err, "not authenticated") {
-				return true
-			}
-		}
-		return false
+	// Uploads pause with a reason a person can act on; none fails, nothing
+	// is dropped.
+	waitFor(t, time.Minute, "uploads to pause for the refused token", func() bool {
+		return e.conn.State().TokenRefused && e.fl.Paused()
 	})
-	if st := e.fsys.StatusText(); !strings.Contains(st, "not authenticated") {
+	if st := e.fsys.StatusText(); !strings.Contains(st, "refuses the access token") || !strings.Contains(st, "uploads paused") {
 		t.Errorf("status while the token is revoked does not say so:\n%s", st)
 	}
-	e.em.AddUser("demo", demoToken, true)
-	// What synfs retry --all does, again for uploads that were under way
-	// with the revoked token and failed after the first retry.
-	waitFor(t, time.Minute, "every failed file to be retried", func() bool {
-		recs, _ := e.store.Records()
-		failed := false
-		for _, r := range recs {
-			if r.State == cache.StateFailed {
-				e.fl.EnqueueNow(r.Ino)
-				failed = true
-			}
+	recs, _ := e.store.Records()
+	for _, r := range recs {
+		if r.State == cache.StateFailed {
+			t.Errorf("%s failed while the token was refused: %s", r.Name, r.Err)
 		}
-		return !failed && e.settled()
+	}
+	e.em.AddUser("demo", demoToken, true)
+	// The token is accepted again: uploads resume by themselves.
+	waitFor(t, time.Minute, "every file to upload once the token is accepted", func() bool {
+		return e.conn.Online() && e.settled()
 	})
 }
 

@@ -39,6 +39,9 @@ type ConnState struct {
 	NextProbe time.Time // offline only: when the next probe is due
 	Probes    int       // offline only: probes failed since going offline
 	LastErr   string    // offline only: the failure that made it so, or the last probe's
+	// TokenRefused, when offline, says why: Synapse answers but refuses the
+	// access token (401). Probes then check the token, not just the service.
+	TokenRefused bool
 }
 
 // Connectivity tracks whether Synapse can be reached. The REST client
@@ -110,6 +113,16 @@ func (c *Connectivity) Changed() <-chan struct{} {
 // failure that made it so as the reason.
 func (c *Connectivity) Err(op string) error {
 	st := c.State()
+	if st.TokenRefused {
+		reason := "Synapse refuses the access token"
+		if !st.Since.IsZero() {
+			reason += " since " + st.Since.Format(time.TimeOnly)
+		}
+		if st.LastErr != "" {
+			reason += " (" + st.LastErr + ")"
+		}
+		return &Error{Op: op, Reason: reason, Kind: ErrTokenRefused}
+	}
 	reason := "Synapse is unreachable"
 	if !st.Since.IsZero() {
 		reason += " since " + st.Since.Format(time.TimeOnly)
@@ -130,8 +143,29 @@ func (c *Connectivity) Succeeded() {
 	defer c.mu.Unlock()
 	c.failures = 0
 	if !c.st.Online {
-		c.setLocked(true, "")
+		c.setLocked(true, "", false)
 	}
+}
+
+// Refused records that Synapse answered a call with 401: it refuses the
+// access token (revoked, expired, or replaced). Calls then fail at once with
+// ErrTokenRefused and uploads pause, exactly as while Synapse is unreachable,
+// until a probe finds the token accepted again.
+func (c *Connectivity) Refused(reason string) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.st.Online {
+		c.st.LastErr = reason
+		if !c.st.TokenRefused {
+			c.st.TokenRefused = true
+			c.log.Warn("Synapse refuses the access token; staging continues and uploads wait for a valid token", "reason", reason)
+		}
+		return
+	}
+	c.setLocked(false, reason, true)
 }
 
 // Failed records a failed attempt: reason says why, in the transport's or
@@ -149,17 +183,21 @@ func (c *Connectivity) Failed(reason string, dial bool) {
 	}
 	c.failures++
 	if dial || c.failures >= c.o.Threshold {
-		c.setLocked(false, reason)
+		c.setLocked(false, reason, false)
 	}
 }
 
-func (c *Connectivity) setLocked(online bool, reason string) {
+func (c *Connectivity) setLocked(online bool, reason string, refused bool) {
 	now := c.o.Now()
-	c.st = ConnState{Online: online, Since: now, LastErr: reason}
+	c.st = ConnState{Online: online, Since: now, LastErr: reason, TokenRefused: refused}
 	c.failures = 0
 	if !online {
 		c.st.NextProbe = now.Add(c.o.ProbeBase)
-		c.log.Warn("Synapse is unreachable; staging continues and uploads wait", "reason", reason)
+		if refused {
+			c.log.Warn("Synapse refuses the access token; staging continues and uploads wait for a valid token", "reason", reason)
+		} else {
+			c.log.Warn("Synapse is unreachable; staging continues and uploads wait", "reason", reason)
+		}
 	} else {
 		c.log.Info("Synapse is reachable again; resuming uploads")
 	}
@@ -216,6 +254,10 @@ func (c *Connectivity) Run(ctx context.Context, probe func(ctx context.Context) 
 		if !c.st.Online {
 			c.st.Probes++
 			c.st.LastErr = err.Error()
+			if errors.Is(err, ErrUnauthenticated) {
+				// Back, but refusing the token: probes check the token now.
+				c.st.TokenRefused = true
+			}
 			c.st.NextProbe = c.o.Now().Add(c.probeWait(c.st.Probes))
 		}
 		c.mu.Unlock()

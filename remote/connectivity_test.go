@@ -81,3 +81,57 @@ func TestConnectivityProbesWithBackoff(t *testing.T) {
 		t.Fatal("probing went on while online")
 	}
 }
+
+// A 401 pauses like an outage, with its own kind: calls refused meanwhile
+// are unauthenticated (EACCES to a syscall) and transient (uploads wait); an
+// outage noticed first turns into a refusal when a probe meets a 401.
+func TestConnectivityTokenRefused(t *testing.T) {
+	c := NewConnectivity(ConnectivityOptions{})
+	c.Refused("401 Invalid access token")
+	st := c.State()
+	if st.Online || !st.TokenRefused || st.LastErr != "401 Invalid access token" {
+		t.Fatalf("after a 401: %+v, want offline with the token refused", st)
+	}
+	err := c.Err("POST /entity")
+	for _, kind := range []error{ErrTokenRefused, ErrUnauthenticated, ErrOffline, ErrTransient} {
+		if !errors.Is(err, kind) {
+			t.Errorf("%v does not match %v", err, kind)
+		}
+	}
+	if errors.Is(err, ErrPermission) || errors.Is(&Error{Kind: ErrUnauthenticated}, ErrTransient) {
+		t.Error("kinds match too much")
+	}
+	c.Succeeded()
+	if st := c.State(); !st.Online || st.TokenRefused {
+		t.Fatalf("after an accepted call: %+v", st)
+	}
+
+	c.Failed("dial tcp: connection refused", true)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var accepted atomic.Bool
+	refused := &Error{Op: "GET /version", Status: 401, Reason: "Invalid access token", Kind: ErrUnauthenticated}
+	c.o.ProbeBase, c.o.ProbeCap = time.Millisecond, 2*time.Millisecond
+	c.mu.Lock()
+	c.st.NextProbe = time.Now()
+	c.mu.Unlock()
+	go c.Run(ctx, func(context.Context) error {
+		if accepted.Load() {
+			return nil
+		}
+		return refused
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for !c.State().TokenRefused {
+		if time.Now().After(deadline) {
+			t.Fatal("a probe's 401 did not turn the outage into a refused token")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	accepted.Store(true)
+	wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer wcancel()
+	if err := c.WaitOnline(wctx); err != nil || c.State().TokenRefused {
+		t.Fatalf("not back online after the token was accepted: %v %+v", err, c.State())
+	}
+}

@@ -16,6 +16,12 @@ var (
 	ErrInvalid         = errors.New("invalid request")           // 400 (names, part sizes, ...)
 	ErrTooLarge        = errors.New("too large")                 // 413, part or child limits
 	ErrTransient       = errors.New("temporarily unavailable")   // 429, 5xx, dropped connections, after retries
+	// ErrTokenRefused is the kind of a call refused without trying because
+	// Synapse refused the access token (401) and has not accepted one since.
+	// It also matches ErrUnauthenticated, ErrOffline and ErrTransient: the
+	// cause is the token, and the remedy is to wait (uploads pause) until a
+	// valid token is configured.
+	ErrTokenRefused = errors.New("Synapse refuses the access token")
 )
 
 // Error is a failed Synapse call. Its message never contains the token.
@@ -34,13 +40,21 @@ func (e *Error) Error() string {
 }
 
 // Is reports whether target is e's kind (or ErrPermission for a
-// not-certified error, ErrTransient for an offline one).
+// not-certified error, ErrTransient for an offline one, and ErrOffline,
+// ErrTransient or ErrUnauthenticated for a refused token).
 func (e *Error) Is(target error) bool {
 	if target == e.Kind {
 		return true
 	}
-	return (target == ErrPermission && e.Kind == ErrNotCertified) ||
-		(target == ErrTransient && e.Kind == ErrOffline)
+	switch e.Kind {
+	case ErrNotCertified:
+		return target == ErrPermission
+	case ErrOffline:
+		return target == ErrTransient
+	case ErrTokenRefused:
+		return target == ErrTransient || target == ErrOffline || target == ErrUnauthenticated
+	}
+	return false
 }
 
 // KindOf maps an HTTP status and Synapse reason to an error kind.

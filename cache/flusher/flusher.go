@@ -414,6 +414,13 @@ func (f *Flusher) failed(ctx context.Context, rec *cache.Record, gen uint64, err
 		// Uploading, which Pending resumes after a restart.
 		return ctx.Err()
 	}
+	if errors.Is(err, remote.ErrUnauthenticated) && !f.o.Conn.Online() {
+		// Synapse refuses the token: the upload waits for a valid one, as
+		// it waits for Synapse to be reachable, instead of failing.
+		_ = f.store.SetState(rec.Ino, gen, cache.StateDirty, err.Error())
+		f.log.Info("upload waits for a valid access token", "file", rec.Name, "parent", rec.ParentID, "err", err)
+		return f.offline(err)
+	}
 	if reason, ok := permanentReason(err); ok {
 		if serr := f.store.SetState(rec.Ino, gen, cache.StateFailed, reason); errors.Is(serr, cache.ErrChanged) {
 			return f.requeue(rec.Ino)

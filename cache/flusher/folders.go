@@ -42,6 +42,11 @@ func (f *Flusher) putFolder(ino uint64) writeback.PutFn {
 		case ctx.Err() != nil:
 			return ctx.Err()
 		}
+		if errors.Is(err, remote.ErrUnauthenticated) && !f.o.Conn.Online() {
+			// Synapse refuses the token: wait for a valid one.
+			_ = f.store.UpdateFolder(ino, func(fo *cache.Folder) error { fo.Err = err.Error(); return nil })
+			return f.offline(err)
+		}
 		if reason, ok := permanentReason(err); ok {
 			_ = f.store.UpdateFolder(ino, func(fo *cache.Folder) error { fo.Err = reason; return nil })
 			f.log.Warn("folder not created: "+reason, "folder", cache.LocalID(ino))

@@ -217,7 +217,7 @@ func (mc *mountControl) Status() control.Status {
 		st.Problem = err.Error()
 	}
 	c := mc.fsys.Connection()
-	st.Synapse = control.Connection{Online: c.Online, Reason: c.Reason, Text: c.String()}
+	st.Synapse = control.Connection{Online: c.Online, Reason: c.Reason, TokenRefused: c.TokenRefused, Text: c.String()}
 	if !c.Since.IsZero() {
 		t := c.Since.UTC()
 		st.Synapse.Since = &t

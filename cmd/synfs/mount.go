@@ -234,7 +234,7 @@ func mount(mountpoint string, args []string, f mountFlags) int {
 	if offline != nil {
 		conn.Failed(offline.Error(), true)
 	}
-	go conn.Run(ctx, client.Probe)
+	go conn.Run(ctx, probe(conn, client, f, emu, me.ID, log))
 
 	var fsys *fs.FS
 	mc := &mountControl{mountpoint: mountpoint, cacheDir: cacheDir, owner: owner, store: store, refused: refused, log: log}

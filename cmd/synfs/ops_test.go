@@ -134,6 +134,16 @@ func synfsOut(t *testing.T, args ...string) (int, string, string) {
 
 func statusJSON(t *testing.T, mnt string) control.Status {
 	t.Helper()
+	st := rawStatusJSON(t, mnt)
+	if !st.Synapse.Online || st.Synapse.Text != "Synapse: online" {
+		t.Errorf("status --json: synapse %+v, want online (the emulator is up)", st.Synapse)
+	}
+	return st
+}
+
+// rawStatusJSON is synfs status --json, whatever it says about Synapse.
+func rawStatusJSON(t *testing.T, mnt string) control.Status {
+	t.Helper()
 	code, out, errOut := synfsOut(t, "status", mnt, "--json")
 	if code != 0 {
 		t.Fatalf("status --json: exit %d: %s", code, errOut)
@@ -141,9 +151,6 @@ func statusJSON(t *testing.T, mnt string) control.Status {
 	var st control.Status
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		t.Fatalf("status --json: %v\n%s", err, out)
-	}
-	if !st.Synapse.Online || st.Synapse.Text != "Synapse: online" {
-		t.Errorf("status --json: synapse %+v, want online (the emulator is up)", st.Synapse)
 	}
 	return st
 }

@@ -100,6 +100,7 @@ type Client struct {
 	now       func() time.Time
 	limit     *limiter
 	conn      *remote.Connectivity
+	tokens    tokens
 	dests     sync.Map // container ID → *UploadDestination
 	destCalls sync.Map // container ID → *destCall
 }
@@ -162,6 +163,7 @@ func New(c Config) (*Client, error) {
 		limit: newLimiter(c.MaxConcurrent, c.RatePerMinute),
 		conn:  c.Connectivity,
 	}
+	cl.tokens.set(c.Token)
 	if cl.hc == nil {
 		cl.hc = defaultHTTPClient(c.PartConcurrency)
 	}

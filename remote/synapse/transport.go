@@ -146,8 +146,8 @@ func notSent(err error) bool {
 
 // scrub removes the token from s.
 func (c *Client) scrub(s string) string {
-	if c.cfg.Token != "" {
-		s = strings.ReplaceAll(s, c.cfg.Token, "[token]")
+	for _, t := range c.tokens.all() {
+		s = strings.ReplaceAll(s, t, "[token]")
 	}
 	return s
 }
@@ -255,7 +255,7 @@ func (c *Client) rest(ctx context.Context, cl call) error {
 		}
 		status, hdr, body, err := c.roundTrip(ctx, &cl, payload)
 		c.limit.release()
-		c.report(ctx, status, err)
+		c.report(ctx, op, status, body, err)
 		var last *remote.Error
 		var wait time.Duration
 		switch {
@@ -299,9 +299,11 @@ func (c *Client) rest(ctx context.Context, cl call) error {
 // report tells the connectivity tracker how one REST attempt went: an
 // answer other than a gateway's or an unavailable service's means Synapse
 // is reachable (a 500 is about one request, not the service).
-func (c *Client) report(ctx context.Context, status int, err error) {
+func (c *Client) report(ctx context.Context, op string, status int, body []byte, err error) {
 	switch {
 	case c.conn == nil:
+	case err == nil && status == http.StatusUnauthorized:
+		c.conn.Refused(fmt.Sprintf("%d %s", status, c.statusError(op, status, body).Reason))
 	case err != nil:
 		if ctx.Err() == nil {
 			c.conn.Failed(c.scrub(err.Error()), notSent(err))
@@ -333,7 +335,7 @@ func (c *Client) Probe(ctx context.Context) error {
 	switch {
 	case err != nil:
 		return c.transportError(cl.op(), err)
-	case unavailable(status):
+	case unavailable(status), status == http.StatusUnauthorized:
 		return c.statusError(cl.op(), status, body)
 	}
 	return nil
@@ -353,8 +355,8 @@ func (c *Client) roundTrip(ctx context.Context, cl *call, payload []byte) (int, 
 	if err != nil {
 		return 0, nil, nil, err
 	}
-	if c.cfg.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.cfg.Token)
+	if t := c.tokens.current(); t != "" {
+		req.Header.Set("Authorization", "Bearer "+t)
 	}
 	req.Header.Set("Accept", "application/json; charset=UTF-8")
 	if payload != nil {
