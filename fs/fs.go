@@ -168,7 +168,9 @@ func (fsys *FS) Statfs(ctx context.Context, req *fuse.StatfsRequest, resp *fuse.
 // lookups and readdir read the staged records first and the listing
 // second, so that they find the file as one or the other, never neither.
 // The node of the staged file becomes the entity's node too, so that a
-// lookup by the entity finds the same node.
+// lookup by the entity finds the same node, and its handles that read
+// from Synapse move to the new version (handle.remote) as soon as the
+// staged bytes are gone.
 //
 // A file renamed while its upload ran is not listed under the name it
 // had: the record's place is what the mount shows.
@@ -180,12 +182,16 @@ func (fsys *FS) Stored(rec cache.Record, e *remote.Entity) {
 	}
 	fsys.meta.Put(*e)
 	fsys.mu.Lock()
-	if n := fsys.byIno[rec.Ino]; n != nil {
+	n := fsys.byIno[rec.Ino]
+	if n != nil {
 		if _, taken := fsys.byID[e.ID]; !taken {
 			fsys.byID[e.ID] = n
 		}
 	}
 	fsys.mu.Unlock()
+	if n != nil {
+		n.stored(e) // file.mu after FS.mu is released
+	}
 }
 
 // Uploaded is the flusher's OnUploaded hook: the staged file rec is now

@@ -173,3 +173,27 @@ func TestProveReadAcrossOwnUpload(t *testing.T) {
 		fsOp{Kind: "readfile", Path: "f"},
 	)
 }
+
+// A file in Synapse opened read-write and truncated through that handle
+// before any write: the truncated file is staged and uploads while the
+// handle is still open (nothing was written through it yet). Reads through
+// the handle must then follow the new version, and the gap a later write
+// leaves past the new end reads as zeros. Before, the handle read the old
+// version, whose bytes past the new end the kernel kept in the page and
+// showed once the write extended the file.
+func TestProveTruncateUploadedWhileOpen(t *testing.T) {
+	s := newScript(t)
+	s.uploaded("t", 44958, 1)
+	s.run(
+		fsOp{Kind: "open", Path: "t", Flags: os.O_RDWR, FD: 1},
+		fsOp{Kind: "ftruncate", FD: 1, N: 10560},
+	)
+	s.e.drain(time.Minute)
+	s.run(
+		fsOp{Kind: "read", FD: 1, Off: 7825, N: 68081},
+		fsOp{Kind: "write", FD: 1, Off: 15510, N: 1011, Seed: 2},
+		fsOp{Kind: "read", FD: 1, Off: 7891, N: 87721},
+		fsOp{Kind: "close", FD: 1},
+		fsOp{Kind: "readfile", Path: "t"},
+	)
+}
