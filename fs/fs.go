@@ -195,9 +195,11 @@ func (fsys *FS) Stored(rec cache.Record, e *remote.Entity) {
 }
 
 // Uploaded is the flusher's OnUploaded hook: the staged file rec is now
-// entity e in Synapse (Stored ran before the record was retired). The
-// node keeps its identity and now reads from Synapse; the parent's cached
-// listing learns the entity.
+// entity e in Synapse. The node keeps its identity and now reads from
+// Synapse. The parent's cached listing learnt the entity in Stored, before
+// the record was retired; it is not put there again here, because the
+// file may have been renamed since (the rename finds the entity, moves it,
+// and a Put of e would list it again at the name it had).
 //
 // A node with handles still open keeps its staged inode: those handles
 // read and write the staged bytes, and a later write stages the file
@@ -213,8 +215,6 @@ func (fsys *FS) Uploaded(rec cache.Record, e *remote.Entity) {
 		fsys.meta.Drop(e.ParentID, e.Name)
 		fsys.meta.Invalidate(e.ParentID)
 		fsys.meta.Invalidate(now.ParentID)
-	} else {
-		fsys.meta.Put(*e)
 	}
 	fsys.anns.drop(e.ID)
 	fsys.mu.Lock()
