@@ -141,7 +141,7 @@ func (h *handle) Read(ctx context.Context, req *fuse.ReadRequest, resp *fuse.Rea
 
 // remote returns the handle's view of the file in Synapse (nil for a
 // handle on staged bytes). When this mount has uploaded a newer version of
-// the same entity since the handle was opened (FS.Uploaded moved the node
+// the same entity since the handle was opened (FS.Stored moved the node
 // on), the handle moves to that version: as on a local disk, an open file
 // reads what was written to it since. Reading on in the old version would
 // also end at its size, which the kernel, knowing the new size, fills with
