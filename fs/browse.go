@@ -276,6 +276,27 @@ func (fsys *FS) keepVersion(rec cache.Record, e *remote.Entity) {
 	}
 }
 
+// keepLateAttrs keeps for e's version the mtime and/or mode set on staged
+// file rec after Stored ran keepVersion and before its record was retired.
+func (fsys *FS) keepLateAttrs(rec cache.Record, e *remote.Entity) {
+	if e == nil || e.Version < 1 {
+		return
+	}
+	vs := fsys.vers
+	vs.mu.Lock()
+	a, ok := vs.attrs[rec.Ino]
+	if ok {
+		delete(vs.attrs, rec.Ino)
+	}
+	vs.mu.Unlock()
+	if !ok || a.gen != rec.Gen {
+		return
+	}
+	if err := fsys.store.SetVersionAttrs(e.ID, e.Version, a.mtime, a.mode); err != nil {
+		fsys.log.Warn("keeping file attributes in the cache: " + err.Error())
+	}
+}
+
 // noteAttrs remembers an mtime and/or mode just set on staged file ino.
 // The upload reads the file's record when it starts, and the record is
 // gone once the upload is final, so attributes set while it runs would

@@ -83,7 +83,8 @@ func (d *dir) Attr(ctx context.Context, a *fuse.Attr) error {
 	return nil
 }
 
-// entry finds name in d: its staged record and/or its Synapse entity.
+// entry finds name in d: its staged record and/or its Synapse entity. The
+// record is read before the listing, as in ReadDirAll.
 func (d *dir) entry(ctx context.Context, name string) (*cache.Record, *remote.Entity, error) {
 	if err := nameLen(name); err != nil {
 		return nil, nil, err
@@ -146,8 +147,11 @@ func (d *dir) lookup(ctx context.Context, name string) (bfs.Node, error) {
 	return d.fsys.fileNode(d, name, e, rec), nil
 }
 
+// ReadDirAll lists the staged files and folders before Synapse's listing:
+// an upload that ends meanwhile puts its entity into the listing before
+// it retires the staged record (FS.Stored), so the file is found as one or
+// the other. (Read the other way round, both could miss it.)
 func (d *dir) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
-	l, err := d.fsys.listing(ctx, d.id)
 	var staged []cache.Record
 	var folders []cache.Folder
 	if d.id != "" {
@@ -161,6 +165,7 @@ func (d *dir) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
 			return nil, d.fsys.errno("readdir", d.pathOf(""), serr)
 		}
 	}
+	l, err := d.fsys.listing(ctx, d.id)
 	if err != nil && !(remote.IsTransient(err) && len(staged)+len(folders) > 0) {
 		return nil, d.fsys.errno("readdir", d.pathOf(""), err)
 	}

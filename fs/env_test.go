@@ -68,6 +68,10 @@ type envOptions struct {
 	remoteWait  time.Duration                   // fs.Options.RemoteWait
 	restRate    int                             // the client's REST calls per minute (default: unlimited)
 	wrap        func(http.Handler) http.Handler // wraps the emulator's handler (an outage, ...)
+	// retired, if set, runs when an upload has retired its staged record,
+	// before the file system hears of it (fs.FS.Uploaded): a test holds
+	// that moment open.
+	retired func(rec cache.Record, ent *remote.Entity)
 }
 
 func requireFUSE(t testing.TB) {
@@ -172,7 +176,13 @@ func (e *env) mount(o envOptions) {
 	}
 	var fsys *fs.FS
 	fl := flusher.New(store, e.client, flusher.Options{Delay: delay, Transfers: 4, Logger: log, Conn: e.conn,
-		OnUploaded:      func(rec cache.Record, ent *remote.Entity) { fsys.Uploaded(rec, ent) },
+		BeforeFinish: func(rec cache.Record, ent *remote.Entity) { fsys.Stored(rec, ent) },
+		OnUploaded: func(rec cache.Record, ent *remote.Entity) {
+			if o.retired != nil {
+				o.retired(rec, ent)
+			}
+			fsys.Uploaded(rec, ent)
+		},
 		OnFolderCreated: func(fo cache.Folder, ent *remote.Entity) { fsys.FolderCreated(fo, ent) },
 		Absent:          func(parentID, name string) bool { return fsys.Absent(parentID, name) }})
 	fsys = fs.New(fs.Options{Client: e.client, Store: store, Flusher: fl, User: me,

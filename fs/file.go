@@ -455,6 +455,15 @@ func (n *file) uploaded(ino uint64, e *remote.Entity) bool {
 	return false
 }
 
+// stored records that n's staged bytes are now version e in Synapse too
+// (FS.Stored); n keeps its staged inode until FS.Uploaded.
+func (n *file) stored(e *remote.Entity) {
+	n.mu.Lock()
+	c := *e
+	n.ent = &c
+	n.mu.Unlock()
+}
+
 func (n *file) dropIno(ino uint64) {
 	n.mu.Lock()
 	if n.ino == ino {

@@ -161,9 +161,45 @@ func (fsys *FS) Statfs(ctx context.Context, req *fuse.StatfsRequest, resp *fuse.
 	return nil
 }
 
+// Stored is the flusher's BeforeFinish hook: the upload of staged file rec
+// has made entity e in Synapse, and the staged record is about to be
+// retired. The version's size, MD5, mtime and mode are kept, and the
+// parent's cached listing learns the entity now, before the record goes:
+// lookups and readdir read the staged records first and the listing
+// second, so that they find the file as one or the other, never neither.
+// The node of the staged file becomes the entity's node too, so that a
+// lookup by the entity finds the same node, and its handles that read
+// from Synapse move to the new version (handle.remote) as soon as the
+// staged bytes are gone.
+//
+// A file renamed while its upload ran is not listed under the name it
+// had: the record's place is what the mount shows.
+func (fsys *FS) Stored(rec cache.Record, e *remote.Entity) {
+	fsys.keepVersion(rec, e)
+	now, err := fsys.store.Get(rec.Ino)
+	if err != nil || now.ParentID != e.ParentID || now.Name != e.Name {
+		return
+	}
+	fsys.meta.Put(*e)
+	fsys.mu.Lock()
+	n := fsys.byIno[rec.Ino]
+	if n != nil {
+		if _, taken := fsys.byID[e.ID]; !taken {
+			fsys.byID[e.ID] = n
+		}
+	}
+	fsys.mu.Unlock()
+	if n != nil {
+		n.stored(e) // file.mu after FS.mu is released
+	}
+}
+
 // Uploaded is the flusher's OnUploaded hook: the staged file rec is now
 // entity e in Synapse. The node keeps its identity and now reads from
-// Synapse; the parent's cached listing learns the entity.
+// Synapse. The parent's cached listing learnt the entity in Stored, before
+// the record was retired; it is not put there again here, because the
+// file may have been renamed since (the rename finds the entity, moves it,
+// and a Put of e would list it again at the name it had).
 //
 // A node with handles still open keeps its staged inode: those handles
 // read and write the staged bytes, and a later write stages the file
@@ -171,7 +207,7 @@ func (fsys *FS) Statfs(ctx context.Context, req *fuse.StatfsRequest, resp *fuse.
 // kernel's cached pages of the file are invalidated, so that reads follow
 // the new version.
 func (fsys *FS) Uploaded(rec cache.Record, e *remote.Entity) {
-	fsys.keepVersion(rec, e)
+	fsys.keepLateAttrs(rec, e)
 	if now, err := fsys.store.Get(rec.Ino); err == nil && (now.ParentID != e.ParentID || now.Name != e.Name) {
 		// Renamed while this upload was under way (a writer had it open,
 		// so the rename did not wait): e is where the entity was, not
@@ -179,8 +215,6 @@ func (fsys *FS) Uploaded(rec cache.Record, e *remote.Entity) {
 		fsys.meta.Drop(e.ParentID, e.Name)
 		fsys.meta.Invalidate(e.ParentID)
 		fsys.meta.Invalidate(now.ParentID)
-	} else {
-		fsys.meta.Put(*e)
 	}
 	fsys.anns.drop(e.ID)
 	fsys.mu.Lock()

@@ -29,13 +29,13 @@ var (
 type handle struct {
 	n     *file
 	write bool
-	ent   *remote.Entity
 	lazy  fuse.OpenFlags // the open flags, while a lazy handle has not staged
-	rf    *remoteFile    // reads of a file only in Synapse
 
-	mu  sync.Mutex  // protects sf and ino of a lazy handle
-	sf  *cache.File // set at open, or at a lazy handle's first write
-	ino uint64      // sf's ino
+	mu  sync.Mutex     // protects the fields below
+	sf  *cache.File    // set at open, or at a lazy handle's first write
+	ino uint64         // sf's ino
+	ent *remote.Entity // the version rf reads
+	rf  *remoteFile    // reads of a file only in Synapse; see remote
 }
 
 // staged returns the handle's staged file, or nil.
@@ -97,10 +97,16 @@ func (h *handle) Read(ctx context.Context, req *fuse.ReadRequest, resp *fuse.Rea
 			return h.n.fsys.errno("read", h.n.path(), err)
 		}
 	}
-	if sf == nil && h.rf != nil && !h.n.orphan() {
+	var rf *remoteFile
+	if sf == nil {
+		if rf, err = h.remote(ctx); err != nil {
+			return h.n.fsys.errno("read", h.n.path(), err)
+		}
+	}
+	if sf == nil && rf != nil && !h.n.orphan() {
 		// Most reads lie within one cached block: hand the kernel a slice
 		// of it, with no allocation and no copy.
-		b, ok, err := h.rf.slice(ctx, h.n.fsys.blocks, req.Offset, req.Size)
+		b, ok, err := rf.slice(ctx, h.n.fsys.blocks, req.Offset, req.Size)
 		if err != nil {
 			return h.n.fsys.errno("read", h.n.path(), err)
 		}
@@ -124,13 +130,45 @@ func (h *handle) Read(ctx context.Context, req *fuse.ReadRequest, resp *fuse.Rea
 		// file.)
 		err = io.EOF
 	} else {
-		k, err = h.rf.read(ctx, h.n.fsys.blocks, buf, req.Offset)
+		k, err = rf.read(ctx, h.n.fsys.blocks, buf, req.Offset)
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		return h.n.fsys.errno("read", h.n.path(), err)
 	}
 	resp.Data = buf[:k]
 	return nil
+}
+
+// remote returns the handle's view of the file in Synapse (nil for a
+// handle on staged bytes). When this mount has uploaded a newer version of
+// the same entity since the handle was opened (FS.Stored moved the node
+// on), the handle moves to that version: as on a local disk, an open file
+// reads what was written to it since. Reading on in the old version would
+// also end at its size, which the kernel, knowing the new size, fills with
+// zeros.
+func (h *handle) remote(ctx context.Context) (*remoteFile, error) {
+	h.mu.Lock()
+	rf, ent := h.rf, h.ent
+	h.mu.Unlock()
+	if rf == nil || ent == nil {
+		return rf, nil
+	}
+	h.n.mu.Lock()
+	cur := h.n.ent
+	h.n.mu.Unlock()
+	if cur == nil || cur.ID != ent.ID || cur.Version <= ent.Version {
+		return rf, nil
+	}
+	nh, err := h.n.fsys.openRemote(ctx, h.n, cur)
+	if err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ent == ent {
+		h.rf, h.ent = nh.rf, nh.ent
+	}
+	return h.rf, nil
 }
 
 func (h *handle) Write(ctx context.Context, req *fuse.WriteRequest, resp *fuse.WriteResponse) error {

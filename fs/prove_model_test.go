@@ -30,9 +30,7 @@ import (
 //	SYNFS_PROVE_OPEN_RENAMES=1  also rename and unlink files that are open
 //	    (known failures remain there; see docs/testing.md)
 //	SYNFS_PROVE_UPLOADS=interleaved|deferred  uploads run 50 ms after each
-//	    close, among the operations (default), or only at the end (the
-//	    default under -race, where known listing races still fail about
-//	    one seed in four; see docs/testing.md)
+//	    close, among the operations (default), or only at the end
 
 var (
 	proveDirs  = []string{"d1", "d2", "d1/e"}
@@ -101,9 +99,6 @@ func runModel(t *testing.T, seed uint64, n int) {
 	mode := os.Getenv("SYNFS_PROVE_UPLOADS")
 	if mode == "" {
 		mode = "interleaved"
-		if raceEnabled {
-			mode = "deferred"
-		}
 	}
 	o := envOptions{}
 	if mode == "deferred" {

@@ -146,3 +146,54 @@ func TestProveRenameDuringUploadWhileOpen(t *testing.T) {
 		t.Errorf("Synapse holds %+v, want one file g", ents)
 	}
 }
+
+// A file open for reading while another handle writes a new version of it
+// that is uploaded: as on a local disk, the reader reads the new content.
+// Before, the reader went on reading the version it had opened, and past
+// that version's end the kernel, which knows the new size, filled the
+// short read with zeros.
+func TestProveReadAcrossOwnUpload(t *testing.T) {
+	s := newScript(t)
+	s.uploaded("f", 80<<10, 1)
+	s.run(
+		fsOp{Kind: "open", Path: "f", Flags: os.O_RDONLY, FD: 1},
+		fsOp{Kind: "open", Path: "f", Flags: os.O_RDWR, FD: 3},
+		fsOp{Kind: "read", FD: 1, Off: 0, N: 4096},
+		fsOp{Kind: "open", Path: "f", Flags: os.O_WRONLY | os.O_TRUNC, FD: 2},
+		fsOp{Kind: "write", FD: 2, Off: -1, N: 1_600_000, Seed: 2},
+		fsOp{Kind: "close", FD: 2},
+	)
+	s.e.drain(time.Minute)
+	s.run(
+		fsOp{Kind: "read", FD: 1, Off: 70_000, N: 200_000},
+		fsOp{Kind: "read", FD: 1, Off: 0, N: 4096},
+		fsOp{Kind: "read", FD: 3, Off: 1_000_000, N: 300_000},
+		fsOp{Kind: "close", FD: 1},
+		fsOp{Kind: "close", FD: 3},
+		fsOp{Kind: "readfile", Path: "f"},
+	)
+}
+
+// A file in Synapse opened read-write and truncated through that handle
+// before any write: the truncated file is staged and uploads while the
+// handle is still open (nothing was written through it yet). Reads through
+// the handle must then follow the new version, and the gap a later write
+// leaves past the new end reads as zeros. Before, the handle read the old
+// version, whose bytes past the new end the kernel kept in the page and
+// showed once the write extended the file.
+func TestProveTruncateUploadedWhileOpen(t *testing.T) {
+	s := newScript(t)
+	s.uploaded("t", 44958, 1)
+	s.run(
+		fsOp{Kind: "open", Path: "t", Flags: os.O_RDWR, FD: 1},
+		fsOp{Kind: "ftruncate", FD: 1, N: 10560},
+	)
+	s.e.drain(time.Minute)
+	s.run(
+		fsOp{Kind: "read", FD: 1, Off: 7825, N: 68081},
+		fsOp{Kind: "write", FD: 1, Off: 15510, N: 1011, Seed: 2},
+		fsOp{Kind: "read", FD: 1, Off: 7891, N: 87721},
+		fsOp{Kind: "close", FD: 1},
+		fsOp{Kind: "readfile", Path: "t"},
+	)
+}

@@ -32,6 +32,14 @@ type Options struct {
 	// bytes have left the cache), with its record and the entity Synapse
 	// returned. It runs on an upload goroutine and must not block long.
 	OnUploaded func(rec cache.Record, e *remote.Entity)
+	// BeforeFinish, if set, is called once the upload has made the file
+	// entity e in Synapse and before the staged record is retired, with
+	// the record OnUploaded will get. The file system lists the entity
+	// there, so that a lookup or listing made while the upload ends finds
+	// the staged file or the entity, never neither. The record may still
+	// change (or the upload be found stale) after it: then OnUploaded is
+	// not called, and the entity, which exists, stays listed.
+	BeforeFinish func(rec cache.Record, e *remote.Entity)
 	// OnFailed, if set, is called when a file's upload failed permanently
 	// (the record is now Failed with reason), instead of logging it here.
 	OnFailed func(rec cache.Record, reason string)
@@ -381,6 +389,14 @@ func (f *Flusher) upload(ctx context.Context, ino uint64) error {
 	if err != nil {
 		return f.failed(ctx, rec, gen, err)
 	}
+	done := *rec
+	done.Size, done.MD5, done.Gen, done.State, done.Upload = size, u.MD5, gen, cache.StateDone, u
+	if done.EntityID == "" {
+		done.EntityID = e.ID
+	}
+	if f.o.BeforeFinish != nil {
+		f.o.BeforeFinish(done, e)
+	}
 	switch err := s.Finish(ino, gen); {
 	case errors.Is(err, cache.ErrChanged):
 		return f.requeue(ino)
@@ -391,11 +407,6 @@ func (f *Flusher) upload(ctx context.Context, ino uint64) error {
 	}
 	f.log.Debug("uploaded", "file", rec.Name, "parent", rec.ParentID, "id", e.ID, "size", size)
 	if f.o.OnUploaded != nil {
-		done := *rec
-		done.Size, done.MD5, done.Gen, done.State, done.Upload = size, u.MD5, gen, cache.StateDone, u
-		if done.EntityID == "" {
-			done.EntityID = e.ID
-		}
 		f.o.OnUploaded(done, e)
 	}
 	f.annotateLate(ctx, ino, e)

@@ -6,9 +6,11 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -350,4 +352,46 @@ func TestRestartResumes(t *testing.T) {
 func sameRequest(a, b remote.UploadRequest) bool {
 	return a.ParentID == b.ParentID && a.Name == b.Name && a.Size == b.Size && a.MD5 == b.MD5 &&
 		a.FileName == b.FileName && a.PartSize == b.PartSize && a.ContentType == b.ContentType && a.EntityID == b.EntityID
+}
+
+// TestBeforeFinishWhileStaged: BeforeFinish sees the entity while the
+// staged record is still there (the file system lists the entity before
+// the record goes, so that the file never drops out of sight), and
+// OnUploaded follows with the same record once it is gone.
+func TestBeforeFinishWhileStaged(t *testing.T) {
+	s := memStore(t)
+	c := newFake()
+	var mu sync.Mutex
+	var calls []string
+	var before, after cache.Record
+	fl := newFlusher(t, s, c, Options{
+		BeforeFinish: func(r cache.Record, e *remote.Entity) {
+			_, err := s.Lookup("syn1", "end.txt")
+			mu.Lock()
+			defer mu.Unlock()
+			calls = append(calls, fmt.Sprintf("before %s staged=%v", e.ID, err == nil))
+			before = r
+		},
+		OnUploaded: func(r cache.Record, e *remote.Entity) {
+			_, err := s.Lookup("syn1", "end.txt")
+			mu.Lock()
+			defer mu.Unlock()
+			calls = append(calls, fmt.Sprintf("uploaded %s staged=%v", e.ID, err == nil))
+			after = r
+		},
+	})
+	ino := stage(t, s, "syn1", "end.txt", []byte("the end"))
+	fl.EnqueueNow(ino)
+	if err := fl.Flush(ctx10s(t), ino); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{"before syn99 staged=true", "uploaded syn99 staged=false"}
+	if !slices.Equal(calls, want) {
+		t.Fatalf("hooks: %q, want %q", calls, want)
+	}
+	if before.Ino != ino || before.EntityID != "syn99" || before.Size != 7 || before != after {
+		t.Errorf("BeforeFinish got %+v, OnUploaded %+v; want the same record of ino %d, syn99, 7 bytes", before, after, ino)
+	}
 }

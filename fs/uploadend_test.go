@@ -1,0 +1,141 @@
+package fs_test
+
+import (
+	"path/filepath"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/synfs/synfs/cache"
+	"github.com/synfs/synfs/remote"
+)
+
+// TestUploadEndKeepsFileVisible holds an upload open at the moment it has
+// retired the file's staged record and before the file system has heard
+// of it, and lists and looks the file up meanwhile. The proving suite's
+// model found the file missing there for a moment: the parent's cached
+// listing learnt the entity only after the staged record was gone.
+func TestUploadEndKeepsFileVisible(t *testing.T) {
+	held := make(chan struct{})
+	release := make(chan struct{})
+	e := newEnv(t, envOptions{
+		metaTTL: time.Minute, // the listing read before the upload stays cached throughout
+		retired: func(rec cache.Record, ent *remote.Entity) {
+			if rec.Name != "new.txt" {
+				return
+			}
+			close(held)
+			select {
+			case <-release:
+			case <-time.After(time.Minute):
+			}
+		},
+	})
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	p := filepath.Join(e.data, "new.txt")
+	content := pattern(70_000, 7)
+	e.within(time.Minute, "the file's upload", func() {
+		if _, err := xReadDir(t, e.data); err != nil { // cache the folder's listing, without the file
+			t.Fatal(err)
+		}
+		if err := put(t, p, content); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-held:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the upload did not end")
+		}
+		names, err := xReadDir(t, e.data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(names, "new.txt") {
+			t.Errorf("readdir as the upload ends: %q, want new.txt in it", names)
+		}
+		// The kernel keeps the name's entry for the attribute validity
+		// (100 ms here); past it, stat asks the file system again.
+		time.Sleep(300 * time.Millisecond)
+		if r, err := xStat(t, p); err != nil {
+			t.Errorf("stat as the upload ends: %v", err)
+		} else if r.Size != int64(len(content)) {
+			t.Errorf("stat as the upload ends: size %d, want %d", r.Size, len(content))
+		}
+		if got, err := get(t, p); err != nil || !slices.Equal(got, content) {
+			t.Errorf("read as the upload ends: %d bytes, %v; want the %d bytes written", len(got), err, len(content))
+		}
+		close(release)
+	})
+	e.drain(time.Minute)
+	if got := e.remoteFile(e.folder, "new.txt"); len(got.Versions) != 1 || got.Versions[0].MD5 != md5hex(content) {
+		t.Errorf("in Synapse: versions %+v, want one with MD5 %s", got.Versions, md5hex(content))
+	}
+}
+
+// TestRenameAsUploadEnds renames a file at the moment its upload has
+// retired the staged record, before the file system has heard of it. The
+// name it had must not come back when it does: the proving suite's model
+// found it listed again (a "ghost" that rename and unlink then found),
+// because FS.Uploaded put the entity into the listing at the place the
+// upload had made it.
+func TestRenameAsUploadEnds(t *testing.T) {
+	held := make(chan struct{})
+	release := make(chan struct{})
+	e := newEnv(t, envOptions{
+		metaTTL: time.Minute,
+		retired: func(rec cache.Record, ent *remote.Entity) {
+			if rec.Name != "old.txt" {
+				return
+			}
+			close(held)
+			select {
+			case <-release:
+			case <-time.After(time.Minute):
+			}
+		},
+	})
+	var once sync.Once
+	done := func() { once.Do(func() { close(release) }) }
+	defer done()
+	content := pattern(5000, 3)
+	e.within(time.Minute, "the rename", func() {
+		if err := put(t, filepath.Join(e.data, "old.txt"), content); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-held:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the upload did not end")
+		}
+		if err := xRename(t, filepath.Join(e.data, "old.txt"), filepath.Join(e.data, "new.txt")); err != nil {
+			t.Fatal(err)
+		}
+		done()
+	})
+	e.drain(time.Minute)
+	e.within(time.Minute, "listing", func() {
+		names, err := xReadDir(t, e.data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(names, []string{"new.txt"}) {
+			t.Errorf("readdir after the upload: %q, want only new.txt", names)
+		}
+		// Past the kernel's entry validity (100 ms), the old name is asked again.
+		time.Sleep(300 * time.Millisecond)
+		if _, err := xStat(t, filepath.Join(e.data, "old.txt")); errnoOf(err) != syscall.ENOENT {
+			t.Errorf("stat old.txt after the rename: %v, want ENOENT", err)
+		}
+	})
+	if got := e.remoteFile(e.folder, "new.txt"); len(got.Versions) != 1 || got.Versions[0].MD5 != md5hex(content) {
+		t.Errorf("in Synapse: versions %+v, want one with MD5 %s", got.Versions, md5hex(content))
+	}
+}
