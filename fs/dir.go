@@ -243,6 +243,7 @@ func (d *dir) create(ctx context.Context, name string, flags fuse.OpenFlags) (*f
 	if err != nil {
 		return nil, nil, err
 	}
+	n.opened()
 	return n, h, nil
 }
 
@@ -335,6 +336,12 @@ func (d *dir) remove(ctx context.Context, name string, isDir bool) error {
 		if err := d.fsys.interruptedUpload(rec); err != nil {
 			return err
 		}
+	}
+	// A program holding the file open keeps it (unlink.go).
+	if err := d.fsys.keepUnlinked(ctx, d.fsys.nodeOf(rec, e)); err != nil {
+		return err
+	}
+	if rec != nil {
 		if err := d.fsys.unstage(ctx, rec.Ino); err != nil {
 			return err
 		}
@@ -459,6 +466,14 @@ func (d *dir) rename(ctx context.Context, oldName string, nd *dir, newName strin
 		}
 	} else if dstEnt != nil && srcIsDir {
 		return errNotDir
+	}
+	if dstRec != nil || (dstEnt != nil && dstEnt.Kind == remote.KindFile) {
+		// A program holding the target open keeps it (unlink.go).
+		if dn := d.fsys.nodeOf(dstRec, dstEnt); dn != nil && dn != d.fsys.nodeOf(srcRec, srcEnt) {
+			if err := d.fsys.keepUnlinked(ctx, dn); err != nil {
+				return err
+			}
+		}
 	}
 	// POSIX rename replaces the target: drop what is staged there, and
 	// trash the entity there when the source has its own entity to move.
