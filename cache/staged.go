@@ -373,3 +373,27 @@ func (s *Store) Pending() ([]uint64, error) {
 	})
 	return out, err
 }
+
+// WhileAt runs fn, under ino's lock, if staged file ino is still at
+// parentID/name (not moved, removed or unlinked), and reports whether it
+// did. A Rename or Remove of ino waits for fn, so fn can publish something
+// about the file's place that they then correct.
+func (s *Store) WhileAt(ino uint64, parentID, name string, fn func()) (bool, error) {
+	leave, err := s.enterIno(ino)
+	if err != nil {
+		return false, err
+	}
+	defer leave()
+	rec, err := s.readRecord(ino)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if rec.Unlinked || rec.State == StateDone || rec.ParentID != parentID || rec.Name != name {
+		return false, nil
+	}
+	fn()
+	return true, nil
+}

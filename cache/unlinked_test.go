@@ -144,3 +144,42 @@ func TestUnlinkAfterFinishWhileOpen(t *testing.T) {
 		t.Errorf("Used() = %d, want 0", u)
 	}
 }
+
+// WhileAt runs its function only while the file is staged at that place.
+func TestWhileAt(t *testing.T) {
+	s := memStore(t, Options{ChunkSize: 1024})
+	rec, f := create(t, s, "syn1", "a")
+	f.Release()
+	ran := func(parent, name string) bool {
+		t.Helper()
+		did := false
+		ok, err := s.WhileAt(rec.Ino, parent, name, func() { did = true })
+		if err != nil || ok != did {
+			t.Fatalf("WhileAt(%s, %s) = %v, %v (ran %v)", parent, name, ok, err, did)
+		}
+		return did
+	}
+	if !ran("syn1", "a") {
+		t.Errorf("WhileAt at the file's place did not run")
+	}
+	if err := s.Rename(rec.Ino, "syn1", "b", ""); err != nil {
+		t.Fatal(err)
+	}
+	if ran("syn1", "a") || !ran("syn1", "b") {
+		t.Errorf("WhileAt after a rename: ran at the old place, or not at the new one")
+	}
+	f, err := s.OpenFile(rec.Ino)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Remove(rec.Ino); err != nil {
+		t.Fatal(err)
+	}
+	if ran("syn1", "b") {
+		t.Errorf("WhileAt ran for an unlinked file")
+	}
+	f.Release()
+	if ran("syn1", "b") {
+		t.Errorf("WhileAt ran for a removed file")
+	}
+}

@@ -61,6 +61,9 @@ type envOptions struct {
 	cacheDir   string
 	noStart    bool
 	metaTTL    time.Duration // listings' TTL (default 1 s)
+	// uploadedLag delays the flusher's OnUploaded hook, to hold open the
+	// moment between an upload's end and the file system learning of it.
+	uploadedLag time.Duration
 	// prodRetries gives the mount's client Synapse's retry schedule (10
 	// retries, 250 ms doubling to 30 s: minutes in all) instead of the
 	// tests' quick one, so that a test sees what a user would wait.
@@ -172,7 +175,11 @@ func (e *env) mount(o envOptions) {
 	}
 	var fsys *fs.FS
 	fl := flusher.New(store, e.client, flusher.Options{Delay: delay, Transfers: 4, Logger: log, Conn: e.conn,
-		OnUploaded:      func(rec cache.Record, ent *remote.Entity) { fsys.Uploaded(rec, ent) },
+		OnUploaded: func(rec cache.Record, ent *remote.Entity) {
+			time.Sleep(o.uploadedLag)
+			fsys.Uploaded(rec, ent)
+		},
+		OnCreated:       func(rec cache.Record, ent *remote.Entity) { fsys.Created(rec, ent) },
 		OnFolderCreated: func(fo cache.Folder, ent *remote.Entity) { fsys.FolderCreated(fo, ent) },
 		Absent:          func(parentID, name string) bool { return fsys.Absent(parentID, name) }})
 	fsys = fs.New(fs.Options{Client: e.client, Store: store, Flusher: fl, User: me,

@@ -163,7 +163,7 @@ func (fsys *FS) Statfs(ctx context.Context, req *fuse.StatfsRequest, resp *fuse.
 
 // Uploaded is the flusher's OnUploaded hook: the staged file rec is now
 // entity e in Synapse. The node keeps its identity and now reads from
-// Synapse; the parent's cached listing learns the entity.
+// Synapse (the parent's cached listing learnt the entity in Created).
 //
 // A node with handles still open keeps its staged inode: those handles
 // read and write the staged bytes, and a later write stages the file
@@ -179,9 +179,10 @@ func (fsys *FS) Uploaded(rec cache.Record, e *remote.Entity) {
 		fsys.meta.Drop(e.ParentID, e.Name)
 		fsys.meta.Invalidate(e.ParentID)
 		fsys.meta.Invalidate(now.ParentID)
-	} else {
-		fsys.meta.Put(*e)
 	}
+	// The listing learnt e in Created, before the record went. Putting it
+	// again here would bring back a name that a rename or an unlink took
+	// away in between.
 	fsys.anns.drop(e.ID)
 	fsys.mu.Lock()
 	n := fsys.byIno[rec.Ino]
@@ -203,6 +204,23 @@ func (fsys *FS) Uploaded(rec cache.Record, e *remote.Entity) {
 	fsys.mu.Unlock()
 	if dropped {
 		fsys.invalidate(n, "", nil)
+	}
+}
+
+// Created is the flusher's OnCreated hook: the upload of staged file rec
+// made entity e. The parent's cached listing learns the entity before the
+// staged record is retired (Finish), so that a lookup, a rename or an
+// unlink in between finds the file: before, it found neither the record
+// nor the entity, and failed with ENOENT. It is done under the record's
+// lock (Store.WhileAt) and only while the file is still at e's place: a
+// rename or removal of the file, which corrects the listing after it,
+// waits for it, and one that came first leaves the listing alone.
+func (fsys *FS) Created(rec cache.Record, e *remote.Entity) {
+	if e == nil {
+		return
+	}
+	if _, err := fsys.store.WhileAt(rec.Ino, e.ParentID, e.Name, func() { fsys.meta.Put(*e) }); err != nil {
+		fsys.log.Debug("listing an uploaded file", "file", e.Name, "err", err)
 	}
 }
 

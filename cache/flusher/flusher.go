@@ -32,6 +32,12 @@ type Options struct {
 	// bytes have left the cache), with its record and the entity Synapse
 	// returned. It runs on an upload goroutine and must not block long.
 	OnUploaded func(rec cache.Record, e *remote.Entity)
+	// OnCreated, if set, is called as soon as the upload's entity (or its
+	// new version) is in Synapse, before the staged record is retired
+	// (Finish): a listing can then show the entity before the staged file
+	// leaves it. It runs on an upload goroutine, also for an upload that
+	// Finish then refuses (the file changed meanwhile).
+	OnCreated func(rec cache.Record, e *remote.Entity)
 	// OnFailed, if set, is called when a file's upload failed permanently
 	// (the record is now Failed with reason), instead of logging it here.
 	OnFailed func(rec cache.Record, reason string)
@@ -380,6 +386,9 @@ func (f *Flusher) upload(ctx context.Context, ino uint64) error {
 	}
 	if err != nil {
 		return f.failed(ctx, rec, gen, err)
+	}
+	if f.o.OnCreated != nil {
+		f.o.OnCreated(*rec, e)
 	}
 	switch err := s.Finish(ino, gen); {
 	case errors.Is(err, cache.ErrChanged):

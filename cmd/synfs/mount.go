@@ -245,6 +245,7 @@ func mount(mountpoint string, args []string, f mountFlags) int {
 	fl := flusher.New(store, client, flusher.Options{
 		Delay: delay, Transfers: f.transfers, Logger: log, LocalOnly: localOnly, Conn: conn,
 		OnUploaded:      func(rec cache.Record, e *remote.Entity) { fsys.Uploaded(rec, e); mc.uploaded(rec, e) },
+		OnCreated:       func(rec cache.Record, e *remote.Entity) { fsys.Created(rec, e) },
 		OnFolderCreated: func(fo cache.Folder, e *remote.Entity) { fsys.FolderCreated(fo, e) },
 		Absent:          func(parentID, name string) bool { return fsys.Absent(parentID, name) },
 		OnFailed:        mc.failed,
