@@ -338,7 +338,7 @@ func (d *dir) remove(ctx context.Context, name string, isDir bool) error {
 		}
 	}
 	// A program holding the file open keeps it (unlink.go).
-	if err := d.fsys.keepUnlinked(ctx, d.fsys.nodeOf(rec, e)); err != nil {
+	if err := d.fsys.keepAllUnlinked(ctx, d.fsys.nodesOf(rec, e), nil); err != nil {
 		return err
 	}
 	if rec != nil {
@@ -469,10 +469,8 @@ func (d *dir) rename(ctx context.Context, oldName string, nd *dir, newName strin
 	}
 	if dstRec != nil || (dstEnt != nil && dstEnt.Kind == remote.KindFile) {
 		// A program holding the target open keeps it (unlink.go).
-		if dn := d.fsys.nodeOf(dstRec, dstEnt); dn != nil && dn != d.fsys.nodeOf(srcRec, srcEnt) {
-			if err := d.fsys.keepUnlinked(ctx, dn); err != nil {
-				return err
-			}
+		if err := d.fsys.keepAllUnlinked(ctx, d.fsys.nodesOf(dstRec, dstEnt), d.fsys.nodesOf(srcRec, srcEnt)); err != nil {
+			return err
 		}
 	}
 	// POSIX rename replaces the target: drop what is staged there, and

@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"bazil.org/fuse"
 
@@ -57,9 +58,6 @@ func (n *file) closed() error {
 // a rename over it): when handles are open on n, it keeps n's content for
 // them in an unlinked staged file, and takes n out of the node maps.
 func (fsys *FS) keepUnlinked(ctx context.Context, n *file) error {
-	if n == nil {
-		return nil
-	}
 	n.mu.Lock()
 	if n.handles == 0 || n.unlinked != nil {
 		n.mu.Unlock()
@@ -125,18 +123,36 @@ func (fsys *FS) copyUnlinked(ctx context.Context, n *file) (*cache.File, error) 
 	return sf, nil
 }
 
-// nodeOf returns the node of the file that is staged record rec and/or
-// entity e, if the kernel holds one.
-func (fsys *FS) nodeOf(rec *cache.Record, e *remote.Entity) *file {
+// nodesOf returns the nodes of the file that is staged record rec and/or
+// entity e that the kernel holds: usually one, but a staged new version and
+// the entity it replaces can have a node each (a reader opened the latter
+// before).
+func (fsys *FS) nodesOf(rec *cache.Record, e *remote.Entity) []*file {
 	fsys.mu.Lock()
 	defer fsys.mu.Unlock()
+	var out []*file
 	if rec != nil {
 		if n := fsys.byIno[rec.Ino]; n != nil {
-			return n
+			out = append(out, n)
 		}
 	}
 	if e != nil && e.Kind == remote.KindFile {
-		return fsys.byID[e.ID]
+		if n := fsys.byID[e.ID]; n != nil && (len(out) == 0 || out[0] != n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// keepAllUnlinked is keepUnlinked for each of ns but skip.
+func (fsys *FS) keepAllUnlinked(ctx context.Context, ns []*file, skip []*file) error {
+	for _, n := range ns {
+		if slices.Contains(skip, n) {
+			continue
+		}
+		if err := fsys.keepUnlinked(ctx, n); err != nil {
+			return err
+		}
 	}
 	return nil
 }
