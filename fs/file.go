@@ -154,11 +154,23 @@ func (n *file) Attr(ctx context.Context, a *fuse.Attr) error {
 
 func (n *file) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.OpenResponse) (bfs.Handle, error) {
 	h, err := n.open(ctx, req, resp)
+	for try := 0; try < 3 && errors.Is(err, cache.ErrNotFound) && n.hasEntity(); try++ {
+		// The upload of the staged file ended between looking at it and
+		// opening it (Finish took its record away): it is in Synapse now.
+		h, err = n.open(ctx, req, resp)
+	}
 	if err != nil {
-		return nil, err
+		return nil, n.fsys.errno("open", n.path(), err)
 	}
 	n.opened()
 	return h, nil
+}
+
+// hasEntity reports whether n is known to be an entity in Synapse.
+func (n *file) hasEntity() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.ent != nil
 }
 
 func (n *file) open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.OpenResponse) (*handle, error) {
@@ -166,37 +178,33 @@ func (n *file) open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.OpenR
 		if h, err := n.openStaged(ctx, req.Flags); err == nil {
 			return h, nil
 		} else if !errors.Is(err, cache.ErrNotFound) {
-			return nil, n.fsys.errno("open", n.path(), err)
+			return nil, err
 		}
 		n.mu.Lock()
 		ent := n.ent
 		n.mu.Unlock()
 		if ent == nil {
-			return nil, n.fsys.errno("open", n.path(), cache.ErrNotFound)
+			return nil, cache.ErrNotFound
 		}
-		h, err := n.fsys.openRemote(ctx, n, ent)
-		if err != nil {
-			return nil, n.fsys.errno("open", n.path(), err)
-		}
-		return h, nil
+		return n.fsys.openRemote(ctx, n, ent)
 	}
 	if req.Flags&fuse.OpenTruncate == 0 && !n.staged() {
 		// Opening is not writing (touch, "r+", a lock): nothing is staged
 		// until the first write changes the content.
 		if h, err := n.openLazy(ctx, req.Flags); err != nil || h != nil {
 			if err != nil {
-				return nil, n.fsys.errno("open", n.path(), err)
+				return nil, err
 			}
 			resp.Flags |= fuse.OpenKeepCache
 			return h, nil
 		}
 	}
 	if err := n.stage(ctx, req.Flags&fuse.OpenTruncate == 0); err != nil {
-		return nil, n.fsys.errno("open", n.path(), err)
+		return nil, err
 	}
 	h, err := n.openStaged(ctx, req.Flags)
 	if err != nil {
-		return nil, n.fsys.errno("open", n.path(), err)
+		return nil, err
 	}
 	resp.Flags |= fuse.OpenKeepCache
 	return h, nil
@@ -477,6 +485,17 @@ func (n *file) uploaded(ino uint64, e *remote.Entity) bool {
 		return true
 	}
 	return false
+}
+
+// created records that staged inode ino, which n still holds, is now
+// entity e in Synapse (before its record is retired; see FS.Created).
+func (n *file) created(ino uint64, e *remote.Entity) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.ino == ino {
+		c := *e
+		n.ent = &c
+	}
 }
 
 func (n *file) dropIno(ino uint64) {

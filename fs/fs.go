@@ -214,13 +214,27 @@ func (fsys *FS) Uploaded(rec cache.Record, e *remote.Entity) {
 // nor the entity, and failed with ENOENT. It is done under the record's
 // lock (Store.WhileAt) and only while the file is still at e's place: a
 // rename or removal of the file, which corrects the listing after it,
-// waits for it, and one that came first leaves the listing alone.
+// waits for it, and one that came first leaves the listing alone. The
+// file's node learns its entity then too, so that an open that finds the
+// record gone opens the entity.
 func (fsys *FS) Created(rec cache.Record, e *remote.Entity) {
 	if e == nil {
 		return
 	}
-	if _, err := fsys.store.WhileAt(rec.Ino, e.ParentID, e.Name, func() { fsys.meta.Put(*e) }); err != nil {
+	fsys.mu.Lock()
+	n := fsys.byIno[rec.Ino]
+	fsys.mu.Unlock()
+	at, err := fsys.store.WhileAt(rec.Ino, e.ParentID, e.Name, func() { fsys.meta.Put(*e) })
+	if err != nil {
 		fsys.log.Debug("listing an uploaded file", "file", e.Name, "err", err)
+	}
+	if at && n != nil {
+		n.created(rec.Ino, e) // not under the record's lock: file.mu comes first
+		fsys.mu.Lock()
+		if _, taken := fsys.byID[e.ID]; !taken {
+			fsys.byID[e.ID] = n
+		}
+		fsys.mu.Unlock()
 	}
 }
 
