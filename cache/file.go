@@ -43,7 +43,7 @@ type File struct {
 	acct     int64 // bytes of this file counted in Store.used
 	done     bool  // uploaded while open; bytes kept for the handles only
 	reindex  bool  // re-add the index entry at the next flush (after done)
-	removed  bool  // Store.Remove deleted the file
+	unlinked bool  // unlinked while open (Store.Remove): never uploaded, deleted at the last Release
 	released bool  // the last handle was released
 	// werr is the first write failure since the content was last
 	// replaced (truncate to 0). Once set, writes fail with it at once and
@@ -68,9 +68,16 @@ func (s *Store) OpenFile(ino uint64) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	if rec.State == StateDone {
+	if rec.State == StateDone || rec.Unlinked {
 		return nil, ErrNotFound
 	}
+	return s.newFile(rec), nil
+}
+
+// newFile makes and registers the File of rec, with one reference. Caller
+// holds rec.Ino's lock.
+func (s *Store) newFile(rec *Record) *File {
+	ino := rec.Ino
 	f := &File{
 		s:       s,
 		ino:     ino,
@@ -93,7 +100,7 @@ func (s *Store) OpenFile(ino uint64) (*File, error) {
 	s.mu.Lock()
 	s.files[ino] = f
 	s.mu.Unlock()
-	return f, nil
+	return f
 }
 
 // Ino returns the file's ino.
@@ -110,24 +117,10 @@ func (f *File) Mtime() time.Time { return time.Unix(0, f.mtime.Load()) }
 
 // usableLocked reports why f cannot be used, if it cannot.
 func (f *File) usableLocked() error {
-	switch {
-	case f.released:
+	if f.released {
 		return ErrClosed
-	case f.removed:
-		return ErrNotFound
 	}
 	return nil
-}
-
-// Removed reports whether Store.Remove deleted the file while it was open
-// (an unlink, or a rename over it): its handles write into nothing.
-func (f *File) Removed() bool {
-	leave, err := f.s.enterIno(f.ino)
-	if err != nil {
-		return false
-	}
-	defer leave()
-	return f.removed
 }
 
 // ReadAt reads from the file as written so far, buffered bytes included.
@@ -221,7 +214,15 @@ func (f *File) Release() error {
 		return nil
 	}
 	switch {
-	case f.removed:
+	case f.unlinked:
+		var rec *Record
+		if rec, err = s.readRecord(f.ino); err == nil {
+			err = s.deleteAll(rec)
+		} else if errors.Is(err, ErrNotFound) {
+			err = nil
+		}
+		s.release(f.acct)
+		f.acct = 0
 	case f.done:
 		var rec *Record
 		if rec, err = s.readRecord(f.ino); err == nil {

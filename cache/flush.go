@@ -14,7 +14,7 @@ import (
 // A file whose content has not changed only moves from StateOpen to st; a
 // state set by the uploader (Uploading, Failed, Empty) is left alone.
 func (f *File) flushLocked(st State) error {
-	if f.removed || f.released || f.done {
+	if f.released || f.done {
 		return nil
 	}
 	if f.werr != nil {

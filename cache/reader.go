@@ -23,7 +23,7 @@ func (s *Store) Reader(ino uint64) (r io.ReaderAt, size int64, gen uint64, err e
 	if err != nil {
 		return nil, 0, 0, err
 	}
-	if rec.State == StateDone {
+	if rec.State == StateDone || rec.Unlinked {
 		return nil, 0, 0, ErrNotFound
 	}
 	return &genReader{s: s, ino: ino, gen: rec.Gen, size: rec.Size}, rec.Size, rec.Gen, nil
@@ -55,6 +55,9 @@ func (r *genReader) ReadAt(p []byte, off int64) (int, error) {
 		rec, err := getRecord(txn, r.ino)
 		if err != nil {
 			return err
+		}
+		if rec.Unlinked {
+			return ErrNotFound
 		}
 		if rec.Gen != r.gen || rec.State == StateDone {
 			return ErrChanged

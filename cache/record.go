@@ -84,6 +84,11 @@ type Record struct {
 	// Dir is the folder's path under the mount when the file was staged
 	// or last renamed, for status displays ("" when not known).
 	Dir string `json:",omitempty"`
+	// Unlinked is set when the file was unlinked (rm, or a rename over it)
+	// while handles were open on it: its bytes are kept for those handles
+	// only, it has no index entry and no pending marker, it is never
+	// uploaded, and it is deleted at the last Release or the next start.
+	Unlinked bool `json:",omitempty"`
 }
 
 // Upload holds the multipart request parameters chosen for one generation,
@@ -112,7 +117,7 @@ func putRecord(w kv, rec *Record) error {
 	if err := w.Set(recordKey(rec.Ino), v); err != nil {
 		return err
 	}
-	if rec.State.pending() {
+	if rec.State.pending() && !rec.Unlinked {
 		return w.Set(pendingKey(rec.Ino), nil)
 	}
 	return w.Delete(pendingKey(rec.Ino))

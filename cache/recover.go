@@ -46,12 +46,17 @@ func (s *Store) recover() error {
 				return fmt.Errorf("cache: corrupt record %x: %w", it.Item().Key(), err)
 			}
 			haveRec[rec.Ino] = true
-			switch rec.State {
-			case StateOpen:
+			switch {
+			case rec.Unlinked:
+				// Unlinked while open: kept only for the handles, which
+				// the stop closed.
+				r := rec
+				drop = append(drop, &r)
+			case rec.State == StateOpen:
 				r := rec
 				fix = append(fix, &r)
 				s.used += rec.Size
-			case StateDone:
+			case rec.State == StateDone:
 				r := rec
 				drop = append(drop, &r)
 			default:

@@ -89,6 +89,9 @@ func (s *Store) Get(ino uint64) (*Record, error) {
 	if err != nil {
 		return nil, err
 	}
+	if rec.Unlinked {
+		return nil, ErrNotFound
+	}
 	s.overlay(rec)
 	return rec, nil
 }
@@ -123,7 +126,7 @@ func (s *Store) Lookup(parentID, name string) (*Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	if rec.State == StateDone {
+	if rec.State == StateDone || rec.Unlinked {
 		return nil, ErrNotFound
 	}
 	s.overlay(rec)
@@ -165,7 +168,7 @@ func (s *Store) List(parentID string) ([]Record, error) {
 			if err != nil {
 				return err
 			}
-			if rec.State != StateDone {
+			if rec.State != StateDone && !rec.Unlinked {
 				out = append(out, *rec)
 			}
 		}
@@ -193,6 +196,9 @@ func (s *Store) Rename(ino uint64, parentID, name, dir string) error {
 		rec, err := getRecord(txn, ino)
 		if err != nil {
 			return err
+		}
+		if rec.Unlinked {
+			return ErrNotFound
 		}
 		if rec.State == StateDone {
 			// Uploaded and kept for handles still open; not indexed. A
@@ -241,7 +247,9 @@ func (s *Store) Rename(ino uint64, parentID, name, dir string) error {
 }
 
 // Remove deletes staged file ino: record, index entry, chunks and upload
-// parameters. Open handles on it fail with ErrNotFound from then on.
+// parameters. A file with open handles is unlinked instead (see unlinkLocked):
+// it leaves its place and is never uploaded, but its handles go on reading and
+// writing it, as on a local disk, until the last Release deletes it.
 func (s *Store) Remove(ino uint64) error {
 	leave, err := s.enterIno(ino)
 	if err != nil {
@@ -252,15 +260,12 @@ func (s *Store) Remove(ino uint64) error {
 	if err != nil {
 		return err
 	}
-	acct := rec.Size
-	if rec.State == StateDone {
-		acct = 0
-	}
 	if f := s.openFile(ino); f != nil {
-		acct = f.acct
-		f.removed = true
-		f.pending = nil
-		f.acct = 0
+		return f.unlinkLocked()
+	}
+	acct := rec.Size
+	if rec.State == StateDone || rec.Unlinked {
+		acct = 0
 	}
 	if err := s.deleteAll(rec); err != nil {
 		return err
@@ -335,7 +340,7 @@ func (s *Store) Records() ([]Record, error) {
 			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &rec) }); err != nil {
 				return err
 			}
-			if rec.State != StateDone {
+			if rec.State != StateDone && !rec.Unlinked {
 				out = append(out, rec)
 			}
 		}
@@ -367,4 +372,28 @@ func (s *Store) Pending() ([]uint64, error) {
 		return nil
 	})
 	return out, err
+}
+
+// WhileAt runs fn, under ino's lock, if staged file ino is still at
+// parentID/name (not moved, removed or unlinked), and reports whether it
+// did. A Rename or Remove of ino waits for fn, so fn can publish something
+// about the file's place that they then correct.
+func (s *Store) WhileAt(ino uint64, parentID, name string, fn func()) (bool, error) {
+	leave, err := s.enterIno(ino)
+	if err != nil {
+		return false, err
+	}
+	defer leave()
+	rec, err := s.readRecord(ino)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if rec.Unlinked || rec.State == StateDone || rec.ParentID != parentID || rec.Name != name {
+		return false, nil
+	}
+	fn()
+	return true, nil
 }

@@ -29,6 +29,9 @@ func (s *Store) SetState(ino, gen uint64, st State, errText string) error {
 		if err != nil {
 			return err
 		}
+		if rec.Unlinked {
+			return ErrNotFound
+		}
 		if rec.Gen != gen || rec.State == StateDone {
 			return ErrChanged
 		}
@@ -87,6 +90,9 @@ func (s *Store) Finish(ino, gen uint64) error {
 	rec, err := s.readRecord(ino)
 	if err != nil {
 		return err
+	}
+	if rec.Unlinked {
+		return ErrNotFound // unlinked while its upload ran: it is not to be in Synapse
 	}
 	if rec.Gen != gen || rec.State == StateDone {
 		return ErrChanged

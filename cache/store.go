@@ -249,7 +249,7 @@ func (s *Store) Close() error {
 	var errs []error
 	for _, f := range open {
 		unlock := s.lockIno(f.ino)
-		if !f.removed && !f.released {
+		if !f.released {
 			if err := f.flushLocked(StateOpen); err != nil {
 				errs = append(errs, err)
 			}

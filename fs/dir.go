@@ -248,6 +248,7 @@ func (d *dir) create(ctx context.Context, name string, flags fuse.OpenFlags) (*f
 	if err != nil {
 		return nil, nil, err
 	}
+	n.opened()
 	return n, h, nil
 }
 
@@ -340,6 +341,12 @@ func (d *dir) remove(ctx context.Context, name string, isDir bool) error {
 		if err := d.fsys.interruptedUpload(rec); err != nil {
 			return err
 		}
+	}
+	// A program holding the file open keeps it (unlink.go).
+	if err := d.fsys.keepAllUnlinked(ctx, d.fsys.nodesOf(rec, e), nil); err != nil {
+		return err
+	}
+	if rec != nil {
 		if err := d.fsys.unstage(ctx, rec.Ino); err != nil {
 			return err
 		}
@@ -464,6 +471,12 @@ func (d *dir) rename(ctx context.Context, oldName string, nd *dir, newName strin
 		}
 	} else if dstEnt != nil && srcIsDir {
 		return errNotDir
+	}
+	if dstRec != nil || (dstEnt != nil && dstEnt.Kind == remote.KindFile) {
+		// A program holding the target open keeps it (unlink.go).
+		if err := d.fsys.keepAllUnlinked(ctx, d.fsys.nodesOf(dstRec, dstEnt), d.fsys.nodesOf(srcRec, srcEnt)); err != nil {
+			return err
+		}
 	}
 	// POSIX rename replaces the target: drop what is staged there, and
 	// trash the entity there when the source has its own entity to move.

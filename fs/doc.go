@@ -33,5 +33,6 @@
 // versions.mu (browse.go) is a leaf. FS.mu guards only the node maps; FS.flightMu
 // (the bounded reads under way, offline.go) is a leaf. No lock is held across a network call, a
 // cache write or a flusher call, except file.mu while staging a file, which
-// serializes the (rare) first write to a file that exists only in Synapse.
+// serializes the (rare) first write to a file that exists only in Synapse,
+// and while keeping the content of a file unlinked while open (unlink.go).
 package fs

@@ -61,6 +61,10 @@ type envOptions struct {
 	cacheDir   string
 	noStart    bool
 	metaTTL    time.Duration // listings' TTL (default 1 s)
+	// uploadedLag delays the flusher's OnUploaded hook, to hold open the
+	// moment between an upload's end and the file system learning of it.
+	uploadedLag time.Duration
+	attrValid   time.Duration // how long the kernel keeps attributes and entries (default 100 ms)
 	// prodRetries gives the mount's client Synapse's retry schedule (10
 	// retries, 250 ms doubling to 30 s: minutes in all) instead of the
 	// tests' quick one, so that a test sees what a user would wait.
@@ -178,6 +182,7 @@ func (e *env) mount(o envOptions) {
 	fl := flusher.New(store, e.client, flusher.Options{Delay: delay, Transfers: 4, Logger: log, Conn: e.conn,
 		BeforeFinish: func(rec cache.Record, ent *remote.Entity) { fsys.Stored(rec, ent) },
 		OnUploaded: func(rec cache.Record, ent *remote.Entity) {
+			time.Sleep(o.uploadedLag)
 			if o.retired != nil {
 				o.retired(rec, ent)
 			}
@@ -186,7 +191,7 @@ func (e *env) mount(o envOptions) {
 		OnFolderCreated: func(fo cache.Folder, ent *remote.Entity) { fsys.FolderCreated(fo, ent) },
 		Absent:          func(parentID, name string) bool { return fsys.Absent(parentID, name) }})
 	fsys = fs.New(fs.Options{Client: e.client, Store: store, Flusher: fl, User: me,
-		Meta: meta.New(meta.Options{TTL: cmp.Or(o.metaTTL, time.Second)}), AttrValid: 100 * time.Millisecond,
+		Meta: meta.New(meta.Options{TTL: cmp.Or(o.metaTTL, time.Second)}), AttrValid: cmp.Or(o.attrValid, 100*time.Millisecond),
 		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), Logger: log,
 		Conn: e.conn, RemoteWait: o.remoteWait})
 	mnt := t.TempDir()

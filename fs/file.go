@@ -35,25 +35,28 @@ type file struct {
 	ino     uint64         // staged inode; 0 when nothing is staged
 	sf      *cache.File    // the staged file while handles are open
 	opens   int            // open handles on sf
+	handles int            // open handles of every kind (Open/Create until Release)
 	retired bool           // a write failed; lookups make a new node (FS.retire)
 	deleted bool           // its entity was deleted through the mount (rm, mv over it) while it may be open
+	// unlinked holds the file's bytes once it was unlinked or replaced
+	// while handles were open (see unlink.go): one reference, released
+	// with the last handle, on a staged file that is never uploaded.
+	unlinked *cache.File
 }
 
-// orphan reports whether the file's entity was deleted through the mount:
-// handles still open on it write into nothing, as on a local disk.
+// orphan reports whether the file's entity was deleted through the mount
+// and nothing of it was kept for its handles (they were opened after).
 func (n *file) orphan() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.deleted && n.ino == 0
+	return n.deleted && n.ino == 0 && n.unlinked == nil
 }
 
-// gone reports whether the file was deleted or replaced while open: its
-// entity was deleted, or its staged bytes were removed.
+// gone reports whether the file was unlinked or replaced while open.
 func (n *file) gone() bool {
 	n.mu.Lock()
-	sf := n.sf
-	n.mu.Unlock()
-	return (sf != nil && sf.Removed()) || n.orphan()
+	defer n.mu.Unlock()
+	return n.unlinked != nil || (n.deleted && n.ino == 0)
 }
 
 func (n *file) set(d *dir, name string, e *remote.Entity, rec *cache.Record) {
@@ -87,8 +90,18 @@ func (n *file) Attr(ctx context.Context, a *fuse.Attr) error {
 	a.Uid, a.Gid = n.fsys.uid, n.fsys.gid
 	a.BlockSize = 1 << 20
 	n.mu.Lock()
-	ino, sf, ent := n.ino, n.sf, n.ent
+	ino, sf, ent, gone := n.ino, n.sf, n.ent, n.unlinked
 	n.mu.Unlock()
+	if gone != nil {
+		// Unlinked or replaced while open: fstat, and the kernel's own
+		// setattr of the times when it writes back at close, see the
+		// file as on a local disk, with no links.
+		a.Nlink = 0
+		a.Size = uint64(gone.Size())
+		a.Mtime, a.Ctime = gone.Mtime(), gone.Mtime()
+		a.Blocks = (a.Size + 511) / 512
+		return nil
+	}
 	if ino != 0 {
 		rec, err := n.fsys.store.Get(ino)
 		if err == nil {
@@ -107,14 +120,10 @@ func (n *file) Attr(ctx context.Context, a *fuse.Attr) error {
 			return n.fsys.errno("getattr", n.path(), err)
 		}
 	}
-	if (sf != nil && sf.Removed()) || (ino == 0 && n.orphan()) {
-		// Unlinked or replaced while open: fstat, and the kernel's own
-		// setattr of the times when it writes back at close, see the
-		// orphan as on a local disk, with no links.
+	if ino == 0 && n.orphan() {
+		// Deleted through the mount, nothing kept: no links.
 		a.Nlink = 0
-		if sf != nil {
-			a.Size = uint64(sf.Size())
-		} else if ent != nil && ent.Size > 0 {
+		if ent != nil && ent.Size > 0 {
 			a.Size = uint64(ent.Size)
 		}
 		a.Blocks = (a.Size + 511) / 512
@@ -144,41 +153,58 @@ func (n *file) Attr(ctx context.Context, a *fuse.Attr) error {
 }
 
 func (n *file) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.OpenResponse) (bfs.Handle, error) {
+	h, err := n.open(ctx, req, resp)
+	for try := 0; try < 3 && errors.Is(err, cache.ErrNotFound) && n.hasEntity(); try++ {
+		// The upload of the staged file ended between looking at it and
+		// opening it (Finish took its record away): it is in Synapse now.
+		h, err = n.open(ctx, req, resp)
+	}
+	if err != nil {
+		return nil, n.fsys.errno("open", n.path(), err)
+	}
+	n.opened()
+	return h, nil
+}
+
+// hasEntity reports whether n is known to be an entity in Synapse.
+func (n *file) hasEntity() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.ent != nil
+}
+
+func (n *file) open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.OpenResponse) (*handle, error) {
 	if req.Flags.IsReadOnly() {
 		if h, err := n.openStaged(ctx, req.Flags); err == nil {
 			return h, nil
 		} else if !errors.Is(err, cache.ErrNotFound) {
-			return nil, n.fsys.errno("open", n.path(), err)
+			return nil, err
 		}
 		n.mu.Lock()
 		ent := n.ent
 		n.mu.Unlock()
 		if ent == nil {
-			return nil, n.fsys.errno("open", n.path(), cache.ErrNotFound)
+			return nil, cache.ErrNotFound
 		}
-		h, err := n.fsys.openRemote(ctx, n, ent)
-		if err != nil {
-			return nil, n.fsys.errno("open", n.path(), err)
-		}
-		return h, nil
+		return n.fsys.openRemote(ctx, n, ent)
 	}
 	if req.Flags&fuse.OpenTruncate == 0 && !n.staged() {
 		// Opening is not writing (touch, "r+", a lock): nothing is staged
 		// until the first write changes the content.
 		if h, err := n.openLazy(ctx, req.Flags); err != nil || h != nil {
 			if err != nil {
-				return nil, n.fsys.errno("open", n.path(), err)
+				return nil, err
 			}
 			resp.Flags |= fuse.OpenKeepCache
 			return h, nil
 		}
 	}
 	if err := n.stage(ctx, req.Flags&fuse.OpenTruncate == 0); err != nil {
-		return nil, n.fsys.errno("open", n.path(), err)
+		return nil, err
 	}
 	h, err := n.openStaged(ctx, req.Flags)
 	if err != nil {
-		return nil, n.fsys.errno("open", n.path(), err)
+		return nil, err
 	}
 	resp.Flags |= fuse.OpenKeepCache
 	return h, nil
@@ -327,7 +353,7 @@ func (n *file) release(h *handle) error {
 		n.sf = nil
 	}
 	n.mu.Unlock()
-	if h.write {
+	if h.write && !h.sf.Unlinked() {
 		n.fsys.flusher.Enqueue(h.ino)
 	}
 	if errors.Is(err, cache.ErrIncomplete) || errors.As(err, new(*cache.WriteError)) {
@@ -348,8 +374,14 @@ func (n *file) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse
 // the version's record (see docs/semantics.md). Owner changes are accepted
 // and not kept.
 func (n *file) setattr(ctx context.Context, req *fuse.SetattrRequest) error {
+	n.mu.Lock()
+	gone := n.unlinked
+	n.mu.Unlock()
+	if gone != nil {
+		return setattrUnlinked(ctx, gone, req)
+	}
 	if n.gone() {
-		return nil // ftruncate or futimens of a deleted open file: nothing to keep
+		return nil // ftruncate or futimens of a deleted open file of which nothing was kept
 	}
 	if req.Valid.Size() {
 		if err := n.stage(ctx, req.Size > 0); err != nil {
@@ -455,13 +487,16 @@ func (n *file) uploaded(ino uint64, e *remote.Entity) bool {
 	return false
 }
 
-// stored records that n's staged bytes are now version e in Synapse too
-// (FS.Stored); n keeps its staged inode until FS.Uploaded.
-func (n *file) stored(e *remote.Entity) {
+// stored records that staged inode ino, which n still holds, is now
+// entity e in Synapse too (before its record is retired; see FS.Stored);
+// n keeps its staged inode until FS.Uploaded.
+func (n *file) stored(ino uint64, e *remote.Entity) {
 	n.mu.Lock()
-	c := *e
-	n.ent = &c
-	n.mu.Unlock()
+	defer n.mu.Unlock()
+	if n.ino == ino {
+		c := *e
+		n.ent = &c
+	}
 }
 
 func (n *file) dropIno(ino uint64) {

@@ -167,30 +167,34 @@ func (fsys *FS) Statfs(ctx context.Context, req *fuse.StatfsRequest, resp *fuse.
 // parent's cached listing learns the entity now, before the record goes:
 // lookups and readdir read the staged records first and the listing
 // second, so that they find the file as one or the other, never neither.
-// The node of the staged file becomes the entity's node too, so that a
-// lookup by the entity finds the same node, and its handles that read
-// from Synapse move to the new version (handle.remote) as soon as the
-// staged bytes are gone.
-//
-// A file renamed while its upload ran is not listed under the name it
-// had: the record's place is what the mount shows.
+// The listing is changed under the record's lock (Store.WhileAt) and only
+// while the file is still at e's place: a rename or removal of the file,
+// which corrects the listing after it, waits for it, and one that came
+// first leaves the listing alone (a file renamed while its upload ran is
+// not listed again under the name it had). The node of the staged file
+// becomes the entity's node too, so that a lookup by the entity finds the
+// same node, an open that finds the record gone opens the entity, and its
+// handles that read from Synapse move to the new version (handle.remote)
+// as soon as the staged bytes are gone.
 func (fsys *FS) Stored(rec cache.Record, e *remote.Entity) {
-	fsys.keepVersion(rec, e)
-	now, err := fsys.store.Get(rec.Ino)
-	if err != nil || now.ParentID != e.ParentID || now.Name != e.Name {
+	if e == nil {
 		return
 	}
-	fsys.meta.Put(*e)
+	fsys.keepVersion(rec, e)
 	fsys.mu.Lock()
 	n := fsys.byIno[rec.Ino]
-	if n != nil {
+	fsys.mu.Unlock()
+	at, err := fsys.store.WhileAt(rec.Ino, e.ParentID, e.Name, func() { fsys.meta.Put(*e) })
+	if err != nil {
+		fsys.log.Debug("listing an uploaded file", "file", e.Name, "err", err)
+	}
+	if at && n != nil {
+		n.stored(rec.Ino, e) // not under the record's lock: file.mu comes first
+		fsys.mu.Lock()
 		if _, taken := fsys.byID[e.ID]; !taken {
 			fsys.byID[e.ID] = n
 		}
-	}
-	fsys.mu.Unlock()
-	if n != nil {
-		n.stored(e) // file.mu after FS.mu is released
+		fsys.mu.Unlock()
 	}
 }
 
@@ -216,6 +220,9 @@ func (fsys *FS) Uploaded(rec cache.Record, e *remote.Entity) {
 		fsys.meta.Invalidate(e.ParentID)
 		fsys.meta.Invalidate(now.ParentID)
 	}
+	// The listing learnt e in Created, before the record went. Putting it
+	// again here would bring back a name that a rename or an unlink took
+	// away in between.
 	fsys.anns.drop(e.ID)
 	fsys.mu.Lock()
 	n := fsys.byIno[rec.Ino]

@@ -80,9 +80,23 @@ func (h *handle) attachStaged(ctx context.Context) (*cache.File, error) {
 	return h.sf, nil
 }
 
-func (h *handle) Read(ctx context.Context, req *fuse.ReadRequest, resp *fuse.ReadResponse) error {
-	var err error
+// own returns h's staged file, attaching h first to the bytes its node
+// kept if the file was unlinked while open; nil when h has none.
+func (h *handle) own() (*cache.File, error) {
 	sf := h.staged()
+	if sf == nil {
+		if gone := h.n.unlinkedFile(); gone != nil {
+			return h.attachUnlinked(gone)
+		}
+	}
+	return sf, nil
+}
+
+func (h *handle) Read(ctx context.Context, req *fuse.ReadRequest, resp *fuse.ReadResponse) error {
+	sf, err := h.own()
+	if err != nil {
+		return h.n.fsys.errno("read", h.n.path(), err)
+	}
 	if sf == nil && h.n.staged() {
 		// The file was staged since this handle opened (a truncate, or
 		// another handle's write): Synapse's copy is no longer the
@@ -119,15 +133,9 @@ func (h *handle) Read(ctx context.Context, req *fuse.ReadRequest, resp *fuse.Rea
 	var k int
 	if sf != nil {
 		k, err = sf.ReadAt(buf, req.Offset)
-		if err != nil && sf.Removed() {
-			err = io.EOF // see below
-		}
 	} else if h.n.orphan() {
-		// Deleted while open: the cache dropped its bytes, or they were
-		// only in Synapse, which no longer serves them. Reads end here.
-		// (The kernel also reads through a write handle to fill a
-		// partial page; the writes themselves are discarded with the
-		// file.)
+		// Deleted through the mount and nothing kept (see unlink.go):
+		// Synapse no longer serves it. Reads end here.
 		err = io.EOF
 	} else {
 		k, err = rf.read(ctx, h.n.fsys.blocks, buf, req.Offset)
@@ -175,25 +183,21 @@ func (h *handle) Write(ctx context.Context, req *fuse.WriteRequest, resp *fuse.W
 	if !h.write {
 		return h.n.fsys.errno("write", h.n.path(), errReadOnly)
 	}
-	sf := h.staged()
+	sf, err := h.own()
+	if err != nil {
+		return h.n.fsys.errno("write", h.n.path(), err)
+	}
 	if sf == nil && h.n.orphan() {
-		resp.Size = len(req.Data) // deleted while open: discarded, as on a local disk
+		resp.Size = len(req.Data) // deleted and nothing kept: discarded with the file
 		return nil
 	}
 	if sf == nil {
-		var err error
 		if sf, err = h.stageNow(ctx); err != nil {
 			return h.n.fsys.errno("write", h.n.path(), err)
 		}
 	}
 	k, err := sf.WriteAt(ctx, req.Data, req.Offset)
 	resp.Size = k
-	if err != nil && sf.Removed() {
-		// Unlinked or replaced while open: as on a local disk, writes to
-		// the orphan succeed and are discarded with it.
-		resp.Size = len(req.Data)
-		return nil
-	}
 	if err != nil {
 		// Only a failure pays for the path: this runs for every 128 KiB.
 		// The kernel reports a failed write-back at close(2) without
@@ -214,9 +218,6 @@ func (h *handle) Flush(ctx context.Context, req *fuse.FlushRequest) error {
 		return nil
 	}
 	if err := sf.Flush(); err != nil {
-		if sf.Removed() {
-			return nil // an orphan: nothing is kept, nothing fails
-		}
 		if sf.Failed() != nil {
 			h.n.fsys.retire(h.n)
 		}
@@ -224,15 +225,21 @@ func (h *handle) Flush(ctx context.Context, req *fuse.FlushRequest) error {
 	}
 	// Queue the upload before close returns, so that a flush barrier taken
 	// after close sees the file.
-	h.n.fsys.flusher.Enqueue(h.ino)
+	if !sf.Unlinked() {
+		h.n.fsys.flusher.Enqueue(h.ino)
+	}
 	return nil
 }
 
 func (h *handle) Release(ctx context.Context, req *fuse.ReleaseRequest) error {
-	if h.staged() == nil {
-		return nil
+	var err error
+	if h.staged() != nil {
+		err = h.n.release(h)
 	}
-	if err := h.n.release(h); err != nil {
+	if cerr := h.n.closed(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return h.n.fsys.errno("release", h.n.path(), err)
 	}
 	return nil
@@ -255,12 +262,14 @@ func (h *handle) FAllocate(ctx context.Context, req *fuse.FAllocateRequest) erro
 	default:
 		return fuse.Errno(syscall.EOPNOTSUPP)
 	}
-	sf := h.staged()
+	sf, err := h.own()
+	if err != nil {
+		return h.n.fsys.errno("fallocate", h.n.path(), err)
+	}
 	if sf == nil && h.n.orphan() {
 		return nil
 	}
 	if sf == nil {
-		var err error
 		if sf, err = h.stageNow(ctx); err != nil {
 			return h.n.fsys.errno("fallocate", h.n.path(), err)
 		}

@@ -20,7 +20,7 @@ import (
 // test process). The same code runs both sides, so any difference in the
 // results is a difference of the file systems.
 type fsOp struct {
-	Kind  string // open, write, read, close, ftruncate, truncate, rename, unlink, mkdir, rmdir, readdir, stat, readfile
+	Kind  string // open, write, read, close, ftruncate, fstat, dropcache, truncate, rename, unlink, mkdir, rmdir, readdir, stat, readfile
 	Path  string `json:",omitempty"`
 	Path2 string `json:",omitempty"`
 	Flags int    `json:",omitempty"`
@@ -43,7 +43,7 @@ func (o fsOp) String() string {
 		s += fmt.Sprintf(" fd=%d off=%d n=%d", o.FD, o.Off, o.N)
 	case "read":
 		s += fmt.Sprintf(" fd=%d off=%d n=%d", o.FD, o.Off, o.N)
-	case "close":
+	case "close", "fstat", "dropcache":
 		s += fmt.Sprintf(" fd=%d", o.FD)
 	case "ftruncate":
 		s += fmt.Sprintf(" fd=%d n=%d", o.FD, o.N)
@@ -118,6 +118,21 @@ func (x *opExec) do1(o fsOp) (res fsResult) {
 		delete(x.fds, o.FD)
 	case "ftruncate":
 		err = x.fds[o.FD].Truncate(o.N)
+	case "dropcache":
+		// fsync (the kernel writes its dirty pages back), then drop the
+		// file's clean pages, so that the next read asks the file system.
+		fd := int(x.fds[o.FD].Fd())
+		if err = syscall.Fsync(fd); err == nil {
+			const fadvDontNeed = 4
+			if _, _, en := syscall.Syscall6(syscall.SYS_FADVISE64, uintptr(fd), 0, 0, fadvDontNeed, 0, 0); en != 0 {
+				err = en
+			}
+		}
+	case "fstat":
+		var st syscall.Stat_t
+		if err = syscall.Fstat(int(x.fds[o.FD].Fd()), &st); err == nil {
+			res.Size, res.N = st.Size, int64(st.Nlink)
+		}
 	case "truncate":
 		err = os.Truncate(x.path(o.Path), o.N)
 	case "rename":

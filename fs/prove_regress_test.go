@@ -197,3 +197,68 @@ func TestProveTruncateUploadedWhileOpen(t *testing.T) {
 		fsOp{Kind: "readfile", Path: "t"},
 	)
 }
+
+// A lookup, a rename and an unlink of a file whose upload has just ended,
+// before the file system heard of it (OnUploaded, held back here): the
+// staged record is gone and the folder's listing, cached before the upload,
+// does not name the entity. Before, all three failed with ENOENT for up to
+// the listing's TTL; now the listing learns the entity before the record
+// goes (FS.Created).
+func TestProveLookupAsUploadEnds(t *testing.T) {
+	e := newEnv(t, envOptions{metaTTL: time.Minute, uploadedLag: 5 * time.Second})
+	ref := newOpExec(t.TempDir())
+	t.Cleanup(ref.closeAll)
+	s := &script{t: t, e: e, ref: ref, mnt: startOpChild(t, e.data, time.Minute)}
+	s.run(fsOp{Kind: "readdir"}) // the listing is cached, empty
+	s.run(fsOp{Kind: "open", Path: "a", Flags: os.O_WRONLY | os.O_CREATE | os.O_TRUNC, FD: 1},
+		fsOp{Kind: "write", FD: 1, Off: -1, N: 3000, Seed: 1},
+		fsOp{Kind: "close", FD: 1},
+		fsOp{Kind: "open", Path: "b", Flags: os.O_WRONLY | os.O_CREATE | os.O_TRUNC, FD: 2},
+		fsOp{Kind: "write", FD: 2, Off: -1, N: 2000, Seed: 2},
+		fsOp{Kind: "close", FD: 2})
+	waitFor(t, 5*time.Second, "both uploads to end", func() bool {
+		recs, err := e.store.Records()
+		return err == nil && len(recs) == 0 && len(e.em.Children(e.folder)) == 2
+	})
+	time.Sleep(200 * time.Millisecond) // the kernel's entries (100 ms) expire
+	s.run(fsOp{Kind: "stat", Path: "a"},
+		fsOp{Kind: "readdir"},
+		fsOp{Kind: "rename", Path: "a", Path2: "c"},
+		fsOp{Kind: "unlink", Path: "b"},
+		fsOp{Kind: "readdir"},
+		fsOp{Kind: "readfile", Path: "c"})
+	// When the file system hears of the uploads at last, the names the
+	// rename and the unlink took away stay away.
+	e.drain(time.Minute)
+	s.run(fsOp{Kind: "stat", Path: "a"}, fsOp{Kind: "stat", Path: "b"}, fsOp{Kind: "readdir"})
+	if ents := e.em.Children(e.folder); len(ents) != 1 || ents[0].Name != "c" {
+		t.Errorf("Synapse holds %+v, want one file c", ents)
+	}
+}
+
+// An open of a file whose upload has just ended, by a name the kernel
+// still holds (so no lookup comes first), before the file system heard of
+// the upload (OnUploaded, held back): the node's staged record is gone.
+// Before, the open failed with ENOENT, since the node did not know its
+// entity yet; now it learns it before the record goes (FS.Created).
+func TestProveOpenAsUploadEnds(t *testing.T) {
+	e := newEnv(t, envOptions{metaTTL: time.Minute, attrValid: time.Minute, uploadedLag: 5 * time.Second})
+	ref := newOpExec(t.TempDir())
+	t.Cleanup(ref.closeAll)
+	s := &script{t: t, e: e, ref: ref, mnt: startOpChild(t, e.data, time.Minute)}
+	s.run(fsOp{Kind: "open", Path: "a", Flags: os.O_WRONLY | os.O_CREATE | os.O_TRUNC, FD: 1},
+		fsOp{Kind: "write", FD: 1, Off: -1, N: 3000, Seed: 1},
+		fsOp{Kind: "close", FD: 1},
+		fsOp{Kind: "stat", Path: "a"})
+	waitFor(t, 5*time.Second, "the upload to end", func() bool {
+		recs, err := e.store.Records()
+		return err == nil && len(recs) == 0 && len(e.em.Children(e.folder)) == 1
+	})
+	s.run(fsOp{Kind: "readfile", Path: "a"},
+		fsOp{Kind: "open", Path: "a", Flags: os.O_RDWR, FD: 2},
+		fsOp{Kind: "write", FD: 2, Off: 10, N: 100, Seed: 2},
+		fsOp{Kind: "close", FD: 2},
+		fsOp{Kind: "readfile", Path: "a"})
+	e.drain(time.Minute)
+	s.run(fsOp{Kind: "readfile", Path: "a"})
+}
