@@ -98,16 +98,16 @@ func (h *handle) Read(ctx context.Context, req *fuse.ReadRequest, resp *fuse.Rea
 		}
 	}
 	if sf == nil && h.rf != nil && !h.n.orphan() {
-		// Most reads lie within one cached block: hand the kernel a slice
-		// of it, with no allocation and no copy.
-		b, ok, err := h.rf.slice(ctx, h.n.fsys.blocks, req.Offset, req.Size)
+		// Hand the kernel slices of the cached blocks, with no copy and
+		// no buffer of the read's size (up to 1 MiB).
+		v, err := h.rf.slices(ctx, h.n.fsys.blocks, req.Offset, req.Size)
 		if err != nil {
 			return h.n.fsys.errno("read", h.n.path(), err)
 		}
-		if ok {
-			resp.Data = b
-			return nil
+		if len(v) > 0 {
+			resp.Data, resp.More = v[0], v[1:]
 		}
+		return nil
 	}
 	buf := make([]byte, req.Size)
 	var k int
@@ -116,15 +116,13 @@ func (h *handle) Read(ctx context.Context, req *fuse.ReadRequest, resp *fuse.Rea
 		if err != nil && sf.Removed() {
 			err = io.EOF // see below
 		}
-	} else if h.n.orphan() {
+	} else {
 		// Deleted while open: the cache dropped its bytes, or they were
 		// only in Synapse, which no longer serves them. Reads end here.
 		// (The kernel also reads through a write handle to fill a
 		// partial page; the writes themselves are discarded with the
 		// file.)
 		err = io.EOF
-	} else {
-		k, err = h.rf.read(ctx, h.n.fsys.blocks, buf, req.Offset)
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		return h.n.fsys.errno("read", h.n.path(), err)

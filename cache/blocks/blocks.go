@@ -110,28 +110,34 @@ func (c *Cache) ReadAt(ctx context.Context, file string, size int64, fetch Fetch
 	return n, nil
 }
 
-// Slice returns up to n bytes of file at off as a slice of a cached block,
-// without copying, when they lie within one block (the usual kernel read of
-// 128 KiB); ok is false otherwise, and the caller uses ReadAt. The slice
-// must not be modified. At the end of the file it is shorter than n, and
-// empty past it.
-func (c *Cache) Slice(ctx context.Context, file string, size int64, fetch Fetch, off int64, n int) (b []byte, ok bool, err error) {
-	idx := off / int64(c.bs)
-	in := int(off - idx*int64(c.bs))
-	if in+n > c.bs {
-		return nil, false, nil
+// Slices appends to dst the bytes [off, off+n) of file as slices of the
+// cached blocks that hold them, fetching the missing blocks with fetch, and
+// returns it: a read is served without a copy, in as many slices as blocks
+// it touches. The slices must not be modified. At the end of the file they
+// hold fewer than n bytes, and none past it.
+func (c *Cache) Slices(ctx context.Context, file string, size int64, fetch Fetch, off int64, n int, dst [][]byte) ([][]byte, error) {
+	end := off + int64(n)
+	if size >= 0 {
+		end = min(end, size)
 	}
-	if size >= 0 && off >= size {
-		return nil, true, nil
+	for pos := off; pos < end; {
+		idx := pos / int64(c.bs)
+		b, err := c.block(ctx, key{file, idx}, size, fetch, false)
+		if err != nil {
+			return dst, err
+		}
+		in := pos - idx*int64(c.bs)
+		if in >= int64(len(b)) {
+			break // past the end of the file
+		}
+		part := b[in:min(int64(len(b)), in+end-pos)]
+		dst = append(dst, part)
+		pos += int64(len(part))
+		if len(b) < c.bs {
+			break // a short block ends the file
+		}
 	}
-	blk, err := c.block(ctx, key{file, idx}, size, fetch, false)
-	if err != nil {
-		return nil, true, err
-	}
-	if in >= len(blk) {
-		return nil, true, nil
-	}
-	return blk[in:min(in+n, len(blk))], true, nil
+	return dst, nil
 }
 
 // Prefetch starts fetching blocks [from, to) of file that are neither

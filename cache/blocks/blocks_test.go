@@ -56,6 +56,40 @@ func TestReadAtRandomAndCached(t *testing.T) {
 	}
 }
 
+// Slices serves reads that span blocks, end in a short last block or lie
+// past the end, as slices of the cached blocks: their bytes are the file's.
+func TestSlicesRandom(t *testing.T) {
+	data := make([]byte, 10*1024+123)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	for _, size := range []int64{int64(len(data)), -1} {
+		var calls atomic.Int64
+		c := New(Options{BlockSize: 1024, Blocks: 100})
+		defer c.Close()
+		fetch := source(data, &calls)
+		r := rand.New(rand.NewPCG(3, 4))
+		for range 500 {
+			off := r.IntN(len(data) + 50)
+			n := 1 + r.IntN(3000)
+			v, err := c.Slices(context.Background(), "f", size, fetch, int64(off), n, nil)
+			if err != nil {
+				t.Fatalf("size %d: Slices(%d, %d): %v", size, off, n, err)
+			}
+			want := data[min(off, len(data)):min(off+n, len(data))]
+			if got := bytes.Join(v, nil); !bytes.Equal(got, want) {
+				t.Fatalf("size %d: Slices(%d, %d) = %d bytes in %d slices, want %d", size, off, n, len(got), len(v), len(want))
+			}
+			if len(v) > (n+1022)/1024+1 {
+				t.Fatalf("size %d: Slices(%d, %d) = %d slices", size, off, n, len(v))
+			}
+		}
+		if got := calls.Load(); got > 12 {
+			t.Fatalf("size %d: %d fetches for 11 blocks", size, got)
+		}
+	}
+}
+
 func TestSingleFlightAndBound(t *testing.T) {
 	data := make([]byte, 64*1024)
 	var calls atomic.Int64
