@@ -73,7 +73,9 @@ func Mount(dir string, fsys *FS, o MountOptions) (*Mounted, error) {
 	opts := []fuse.MountOption{
 		fuse.FSName(o.FSName),
 		fuse.Subtype("synfs"),
-		fuse.MaxReadahead(1 << 20),
+		// The kernel keeps the smaller of this and its own 128 KiB;
+		// raiseReadahead (readahead_linux.go) lifts it after the mount.
+		fuse.MaxReadahead(readaheadKB << 10),
 		// Several READs of one file in flight at once: the kernel's
 		// read-ahead then overlaps the reader's own reads (read.go serves
 		// them from the block cache, concurrently).
@@ -96,6 +98,9 @@ func Mount(dir string, fsys *FS, o MountOptions) (*Mounted, error) {
 			return nil, fmt.Errorf("mount %s: fusermount3 is missing: install the fuse3 package (apt-get install fuse3)", dir)
 		}
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
+	}
+	if err := raiseReadahead(dir, readaheadKB); err != nil {
+		fsys.log.Info("kernel read-ahead stays at its default (128 KiB); sequential reads are slower", "err", err)
 	}
 	m := &Mounted{Dir: dir, conn: c, done: make(chan struct{})}
 	srv := bfs.New(c, nil)
