@@ -99,14 +99,17 @@ func (h *handle) Read(ctx context.Context, req *fuse.ReadRequest, resp *fuse.Rea
 	}
 	if sf == nil && h.rf != nil && !h.n.orphan() {
 		// Hand the kernel slices of the cached blocks, with no copy and
-		// no buffer of the read's size (up to 1 MiB).
-		v, err := h.rf.slices(ctx, h.n.fsys.blocks, req.Offset, req.Size)
+		// no buffer of the read's size (up to 1 MiB). The blocks are not
+		// reused until the reply has been written (Release).
+		v, release, err := h.rf.slices(ctx, h.n.fsys.blocks, req.Offset, req.Size)
 		if err != nil {
+			release()
 			return h.n.fsys.errno("read", h.n.path(), err)
 		}
 		if len(v) > 0 {
 			resp.Data, resp.More = v[0], v[1:]
 		}
+		resp.Release = release
 		return nil
 	}
 	buf := make([]byte, req.Size)

@@ -62,10 +62,11 @@ func (rf *remoteFile) fetch(ctx context.Context, p []byte, off int64) (int, erro
 
 // slices serves one READ of n bytes at off from the block cache, as slices
 // of the cached blocks it touches (no copy), and moves the read-ahead on.
-// It returns no slice at or past the end of the file.
-func (rf *remoteFile) slices(ctx context.Context, bc *blocks.Cache, off int64, n int) ([][]byte, error) {
+// It returns no slice at or past the end of the file. The caller calls
+// release once the slices have been written (on error too).
+func (rf *remoteFile) slices(ctx context.Context, bc *blocks.Cache, off int64, n int) (v [][]byte, release func(), err error) {
 	if rf.size >= 0 && off >= rf.size {
-		return nil, nil
+		return nil, func() {}, nil
 	}
 	rf.readAhead(bc, off, int64(n))
 	return bc.Slices(ctx, rf.key, rf.size, rf.fetch, off, n, make([][]byte, 0, 2))

@@ -2041,6 +2041,9 @@ type ReadResponse struct {
 	// More is sent after Data, in order (synfs patch): a reply that lies
 	// in several buffers (two cached blocks, say) needs no copy into one.
 	More [][]byte
+	// Release, if set, is called once Data and More have been written to
+	// the kernel (synfs patch), so that their buffers can be reused.
+	Release func()
 }
 
 // Len is the length of the reply's data.

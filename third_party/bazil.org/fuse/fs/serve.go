@@ -1443,6 +1443,9 @@ func (c *Server) handleRequest(ctx context.Context, node Node, snode *serveNode,
 		}
 		done(s)
 		r.Respond(s)
+		if s.Release != nil {
+			s.Release()
+		}
 		return nil
 
 	case *fuse.WriteRequest:
