@@ -76,9 +76,9 @@ func Mount(dir string, fsys *FS, o MountOptions) (*Mounted, error) {
 		// The kernel keeps the smaller of this and its own 128 KiB;
 		// raiseReadahead (readahead_linux.go) lifts it after the mount.
 		fuse.MaxReadahead(readaheadKB << 10),
-		// Several READs of one file in flight at once: the kernel's
-		// read-ahead then overlaps the reader's own reads (read.go serves
-		// them from the block cache, concurrently).
+		// Read-ahead READs go in the background, overlapping the reader's
+		// own reads (read.go serves them from the block cache). With
+		// MaxBackground(1) below, one is outstanding at a time.
 		fuse.AsyncRead(),
 		// The kernel buffers writes and sends them while cp goes on, and
 		// flushes them all before close(2) and fsync(2) return, so those
