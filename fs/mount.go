@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -70,6 +71,13 @@ func Mount(dir string, fsys *FS, o MountOptions) (*Mounted, error) {
 	if o.FSName == "" {
 		o.FSName = "synfs"
 	}
+	// The mount table names the mountpoint with symlinks resolved; resolve
+	// them now, since looking at the mountpoint once mounted would ask the
+	// mount itself, before it serves.
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		real = dir
+	}
 	opts := []fuse.MountOption{
 		fuse.FSName(o.FSName),
 		fuse.Subtype("synfs"),
@@ -99,7 +107,7 @@ func Mount(dir string, fsys *FS, o MountOptions) (*Mounted, error) {
 		}
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
 	}
-	if err := raiseReadahead(dir, readaheadKB); err != nil {
+	if err := raiseReadahead(real, readaheadKB); err != nil {
 		fsys.log.Info("kernel read-ahead stays at its default (128 KiB); sequential reads are slower", "err", err)
 	}
 	m := &Mounted{Dir: dir, conn: c, done: make(chan struct{})}
