@@ -118,27 +118,28 @@ func (h *handle) Read(ctx context.Context, req *fuse.ReadRequest, resp *fuse.Rea
 		}
 	}
 	if sf == nil && rf != nil && !h.n.orphan() {
-		// Most reads lie within one cached block: hand the kernel a slice
-		// of it, with no allocation and no copy.
-		b, ok, err := rf.slice(ctx, h.n.fsys.blocks, req.Offset, req.Size)
+		// Hand the kernel slices of the cached blocks, with no copy and
+		// no buffer of the read's size (up to 1 MiB). The blocks are not
+		// reused until the reply has been written (Release).
+		v, release, err := rf.slices(ctx, h.n.fsys.blocks, req.Offset, req.Size)
 		if err != nil {
+			release()
 			return h.n.fsys.errno("read", h.n.path(), err)
 		}
-		if ok {
-			resp.Data = b
-			return nil
+		if len(v) > 0 {
+			resp.Data, resp.More = v[0], v[1:]
 		}
+		resp.Release = release
+		return nil
 	}
 	buf := make([]byte, req.Size)
 	var k int
 	if sf != nil {
 		k, err = sf.ReadAt(buf, req.Offset)
-	} else if h.n.orphan() {
+	} else {
 		// Deleted through the mount and nothing kept (see unlink.go):
 		// Synapse no longer serves it. Reads end here.
 		err = io.EOF
-	} else {
-		k, err = rf.read(ctx, h.n.fsys.blocks, buf, req.Offset)
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		return h.n.fsys.errno("read", h.n.path(), err)

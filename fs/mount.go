@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -70,13 +71,22 @@ func Mount(dir string, fsys *FS, o MountOptions) (*Mounted, error) {
 	if o.FSName == "" {
 		o.FSName = "synfs"
 	}
+	// The mount table names the mountpoint with symlinks resolved; resolve
+	// them now, since looking at the mountpoint once mounted would ask the
+	// mount itself, before it serves.
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		real = dir
+	}
 	opts := []fuse.MountOption{
 		fuse.FSName(o.FSName),
 		fuse.Subtype("synfs"),
-		fuse.MaxReadahead(1 << 20),
-		// Several READs of one file in flight at once: the kernel's
-		// read-ahead then overlaps the reader's own reads (read.go serves
-		// them from the block cache, concurrently).
+		// The kernel keeps the smaller of this and its own 128 KiB;
+		// raiseReadahead (readahead_linux.go) lifts it after the mount.
+		fuse.MaxReadahead(readaheadKB << 10),
+		// Read-ahead READs go in the background, overlapping the reader's
+		// own reads (read.go serves them from the block cache). With
+		// MaxBackground(1) below, one is outstanding at a time.
 		fuse.AsyncRead(),
 		// The kernel buffers writes and sends them while cp goes on, and
 		// flushes them all before close(2) and fsync(2) return, so those
@@ -96,6 +106,9 @@ func Mount(dir string, fsys *FS, o MountOptions) (*Mounted, error) {
 			return nil, fmt.Errorf("mount %s: fusermount3 is missing: install the fuse3 package (apt-get install fuse3)", dir)
 		}
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
+	}
+	if err := raiseReadahead(real, readaheadKB); err != nil {
+		fsys.log.Info("kernel read-ahead stays at its default (128 KiB); sequential reads are slower", "err", err)
 	}
 	m := &Mounted{Dir: dir, conn: c, done: make(chan struct{})}
 	srv := bfs.New(c, nil)

@@ -2,8 +2,6 @@ package fs
 
 import (
 	"context"
-	"errors"
-	"io"
 	"strconv"
 	"sync"
 
@@ -62,33 +60,16 @@ func (rf *remoteFile) fetch(ctx context.Context, p []byte, off int64) (int, erro
 	return rf.fr.ReadAt(ctx, p, off)
 }
 
-// slice serves one READ of n bytes at off from the block cache without a
-// copy when it lies within one block (ok), and moves the read-ahead on.
-func (rf *remoteFile) slice(ctx context.Context, bc *blocks.Cache, off int64, n int) (b []byte, ok bool, err error) {
+// slices serves one READ of n bytes at off from the block cache, as slices
+// of the cached blocks it touches (no copy), and moves the read-ahead on.
+// It returns no slice at or past the end of the file. The caller calls
+// release once the slices have been written (on error too).
+func (rf *remoteFile) slices(ctx context.Context, bc *blocks.Cache, off int64, n int) (v [][]byte, release func(), err error) {
 	if rf.size >= 0 && off >= rf.size {
-		return nil, true, nil
-	}
-	if bs := int64(bc.BlockSize()); off%bs+int64(n) > bs {
-		return nil, false, nil // spans two blocks: read copies
+		return nil, func() {}, nil
 	}
 	rf.readAhead(bc, off, int64(n))
-	return bc.Slice(ctx, rf.key, rf.size, rf.fetch, off, n)
-}
-
-// read serves one READ from the block cache and moves the read-ahead on.
-func (rf *remoteFile) read(ctx context.Context, bc *blocks.Cache, buf []byte, off int64) (int, error) {
-	if rf.size >= 0 && off >= rf.size {
-		return 0, io.EOF
-	}
-	rf.readAhead(bc, off, int64(len(buf)))
-	k, err := bc.ReadAt(ctx, rf.key, rf.size, rf.fetch, buf, off)
-	if errors.Is(err, io.EOF) {
-		err = nil
-		if k == 0 {
-			err = io.EOF
-		}
-	}
-	return k, err
+	return bc.Slices(ctx, rf.key, rf.size, rf.fetch, off, n, make([][]byte, 0, 2))
 }
 
 // readAhead updates the sequential-read window for a read of n bytes at

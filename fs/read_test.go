@@ -2,7 +2,9 @@ package fs_test
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -78,5 +80,25 @@ func TestURLExpiryDuringRead(t *testing.T) {
 	}
 	if n := e.em.RequestCounts().Sub(before)["POST /file/v1/fileHandle/batch"]; n < 2 {
 		t.Fatalf("got %d presigned URLs, want a new one after the first expired", n)
+	}
+}
+
+// TestReadaheadRaised: the mount's kernel read-ahead window is 8 MiB, not
+// the 128 KiB the kernel gives a FUSE mount, so that sequential reads reach
+// synfs as 1 MiB READs, several in flight (docs/benchmarks.md). Only root
+// may set it.
+func TestReadaheadRaised(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("only root may set a mount's read_ahead_kb")
+	}
+	e := newEnv(t, envOptions{})
+	dev := devOf(e.mnt)
+	maj, mnr := (dev>>8)&0xfff, (dev&0xff)|((dev>>12)&0xfff00)
+	b, err := os.ReadFile(fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", maj, mnr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(b)); got != "8192" {
+		t.Fatalf("read_ahead_kb of the mount = %s, want 8192", got)
 	}
 }

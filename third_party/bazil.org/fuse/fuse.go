@@ -104,6 +104,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -1187,6 +1188,46 @@ func (c *Conn) writeToKernel(msg []byte) error {
 	return err
 }
 
+// respondVec is respond for a reply in several buffers: hdr (an outHeader)
+// and then data and more, written with one writev(2) (synfs patch).
+func (c *Conn) respondVec(hdr, data []byte, more [][]byte) {
+	iov := make([]syscall.Iovec, 0, 2+len(more))
+	n := 0
+	add := func(b []byte) {
+		if len(b) > 0 {
+			v := syscall.Iovec{Base: &b[0]}
+			v.SetLen(len(b))
+			iov = append(iov, v)
+			n += len(b)
+		}
+	}
+	add(hdr)
+	add(data)
+	for _, b := range more {
+		add(b)
+	}
+	out := (*outHeader)(unsafe.Pointer(&hdr[0]))
+	out.Len = uint32(n)
+
+	c.wio.RLock()
+	nn, _, errno := syscall.Syscall(syscall.SYS_WRITEV, uintptr(c.fd()), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+	c.wio.RUnlock()
+	runtime.KeepAlive(data)
+	runtime.KeepAlive(more)
+	if errno != 0 {
+		Debug(bugKernelWriteError{
+			Error: errorString(errno),
+			Stack: stack(),
+		})
+	} else if int(nn) != n {
+		Debug(bugShortKernelWrite{
+			Written: int64(nn),
+			Length:  int64(n),
+			Stack:   stack(),
+		})
+	}
+}
+
 func (c *Conn) respond(msg []byte) {
 	if err := c.writeToKernel(msg); err != nil {
 		Debug(bugKernelWriteError{
@@ -1983,19 +2024,39 @@ func (r *ReadRequest) String() string {
 }
 
 // Respond replies to the request with the given response.
+//
+// synfs patch: the header, Data and More go to the kernel with one
+// writev(2), without copying them into a new buffer.
 func (r *ReadRequest) Respond(resp *ReadResponse) {
-	buf := newBuffer(uintptr(len(resp.Data)))
-	buf = append(buf, resp.Data...)
-	r.respond(buf)
+	hdr := newBuffer(0)
+	out := (*outHeader)(unsafe.Pointer(&hdr[0]))
+	out.Unique = uint64(r.ID)
+	r.Conn.respondVec(hdr, resp.Data, resp.More)
+	putMessage(r.msg)
 }
 
 // A ReadResponse is the response to a ReadRequest.
 type ReadResponse struct {
 	Data []byte
+	// More is sent after Data, in order (synfs patch): a reply that lies
+	// in several buffers (two cached blocks, say) needs no copy into one.
+	More [][]byte
+	// Release, if set, is called once Data and More have been written to
+	// the kernel (synfs patch), so that their buffers can be reused.
+	Release func()
+}
+
+// Len is the length of the reply's data.
+func (r *ReadResponse) Len() int {
+	n := len(r.Data)
+	for _, b := range r.More {
+		n += len(b)
+	}
+	return n
 }
 
 func (r *ReadResponse) String() string {
-	return fmt.Sprintf("Read %d", len(r.Data))
+	return fmt.Sprintf("Read %d", r.Len())
 }
 
 type jsonReadResponse struct {
@@ -2004,7 +2065,7 @@ type jsonReadResponse struct {
 
 func (r *ReadResponse) MarshalJSON() ([]byte, error) {
 	j := jsonReadResponse{
-		Len: uint64(len(r.Data)),
+		Len: uint64(r.Len()),
 	}
 	return json.Marshal(j)
 }

@@ -322,6 +322,12 @@ type HandleWriter interface {
 	Write(ctx context.Context, req *fuse.WriteRequest, resp *fuse.WriteResponse) error
 }
 
+// isReadAller reports whether h is served by HandleReadAll.
+func isReadAller(h Handle) bool {
+	_, ok := h.(HandleReadAller)
+	return ok
+}
+
 type HandleReleaser interface {
 	Release(ctx context.Context, req *fuse.ReleaseRequest) error
 }
@@ -1375,7 +1381,13 @@ func (c *Server) handleRequest(ctx context.Context, node Node, snode *serveNode,
 		}
 		handle := shandle.handle
 
-		s := &fuse.ReadResponse{Data: make([]byte, 0, r.Size)}
+		// synfs patch: only the library's own helpers get a buffer of
+		// r.Size; a HandleReader sets Data (and More) itself, so that a
+		// read served from memory it holds allocates nothing.
+		s := &fuse.ReadResponse{}
+		if r.Dir || isReadAller(handle) {
+			s.Data = make([]byte, 0, r.Size)
+		}
 		if r.Dir {
 			if h, ok := handle.(HandleReadDirAller); ok {
 				// detect rewinddir(3) or similar seek and refresh
@@ -1431,6 +1443,9 @@ func (c *Server) handleRequest(ctx context.Context, node Node, snode *serveNode,
 		}
 		done(s)
 		r.Respond(s)
+		if s.Release != nil {
+			s.Release()
+		}
 		return nil
 
 	case *fuse.WriteRequest:
