@@ -230,7 +230,7 @@ func TestProveSoak(t *testing.T) {
 		s := sampleProc(t, pid, cacheDir)
 		peak.rss, peak.rssAnon, peak.rssFile = max(peak.rss, s.rss), max(peak.rssAnon, s.rssAnon), max(peak.rssFile, s.rssFile)
 		peak.heapLive, peak.heapHeld, peak.goMem, peak.goroutines = max(peak.heapLive, s.heapLive), max(peak.heapHeld, s.heapHeld), max(peak.goMem, s.goMem), max(peak.goroutines, s.goroutines)
-		peak.threads, peak.fds, peak.cache = max(peak.threads, s.threads), max(peak.fds, s.fds), max(peak.cache, s.cache)
+		peak.threads, peak.fds, peak.storeFiles, peak.cache = max(peak.threads, s.threads), max(peak.fds, s.fds), max(peak.storeFiles, s.storeFiles), max(peak.cache, s.cache)
 		if batch%10 == 0 || os.Getenv("SYNFS_SOAK_PPROF") != "" {
 			t.Logf("%v: batch %d drained: %v", time.Since(start).Round(time.Second), batch, s)
 		}
