@@ -34,6 +34,8 @@ type Status struct {
 	Problem string `json:"problem,omitempty"`
 	// Synapse says whether the mount reaches Synapse.
 	Synapse Connection `json:"synapse"`
+	// Process is the mount process's goroutines and Go memory.
+	Process *Process `json:"process,omitempty"`
 }
 
 // Connection is whether the mount reaches Synapse, and when it asks again.

@@ -86,7 +86,7 @@ func (c *Cache) run(parentID string, f *flight, fetch Fetch) {
 		}
 		if !f.obsolete {
 			c.lists.Add(parentID, l)
-			c.known.lists.Add(parentID, l)
+			c.known.addListing(parentID, l)
 		}
 		f.l = l
 	}

@@ -86,7 +86,7 @@ func (c *Cache) Listing(parentID string) *Listing {
 func (c *Cache) SetListing(parentID string, children []remote.Entity) *Listing {
 	l := newListing(children, c.now())
 	c.lists.Add(parentID, l)
-	c.known.lists.Add(parentID, l)
+	c.known.addListing(parentID, l)
 	return l
 }
 
@@ -98,6 +98,7 @@ func (c *Cache) Put(e remote.Entity) {
 	c.noteLocked(e.ParentID, mutation{put: &e})
 	if l := c.StaleListing(e.ParentID); l != nil {
 		l.put(e)
+		c.known.grew()
 	}
 }
 

@@ -194,6 +194,8 @@ func (mc *mountControl) Status() control.Status {
 		Endpoint: mc.owner.Endpoint, User: mc.owner.UserName, UserID: mc.owner.UserID,
 		Files: files, Refused: mc.refused.list(),
 	}
+	proc := control.ReadProcess()
+	st.Process = &proc
 	t := &st.Totals
 	t.ByState = map[string]int{}
 	for _, f := range files {

@@ -72,6 +72,7 @@
 //	--log-file FILE         log here (default stderr; CACHE_DIR/synfs.log with --daemon)
 //	--adopt-staged          take over files staged by a synfs that recorded no owner
 //	--stage-folders         stage every mkdir, create folders in the background
+//	--debug-pprof ADDR      serve Go runtime profiles on a loopback address (off)
 //	-v                      verbose log
 //
 // Every file and folder has extended attributes: user.synapse.id, .version,

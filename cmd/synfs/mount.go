@@ -26,7 +26,7 @@ import (
 
 type mountFlags struct {
 	endpoint, config, profile, cacheDir, root, maxSize, logFile string
-	localOnly                                                   string
+	localOnly, debugPprof                                       string
 	delay, attrTTL, spaceWait                                   time.Duration
 	transfers, parts, restConcurrency, restRate                 int
 	allowOther, verbose, useEmulator, daemon, adopt             bool
@@ -66,6 +66,7 @@ func cmdMount(args []string) int {
 	fl.BoolVar(&f.stageFolders, "stage-folders", false, "stage every mkdir in the cache and create the folder in the background, as when offline (default: create it before mkdir returns)")
 	fl.BoolVar(&f.daemon, "daemon", false, "run in the background: return once the mount answers, log to --log-file")
 	fl.StringVar(&f.logFile, "log-file", "", "write the log to `file` (default: stderr; with --daemon, CACHE_DIR/synfs.log)")
+	fl.StringVar(&f.debugPprof, "debug-pprof", "", "serve Go runtime profiles (heap, goroutines) on this loopback `address`, e.g. 127.0.0.1:6060, for go tool pprof (default: off)")
 	fl.BoolVar(&f.adopt, "adopt-staged", false, "upload files staged by a synfs that did not record their Synapse endpoint and user to this one")
 	mountpoint, code := parseWithArg(fl, args, "MOUNTPOINT")
 	if code >= 0 {
@@ -172,6 +173,13 @@ func mount(mountpoint string, args []string, f mountFlags) int {
 		}
 		defer lf.Close()
 		logw.set(lf)
+	}
+	if f.debugPprof != "" {
+		stopPprof, err := startDebugPprof(f.debugPprof, log)
+		if err != nil {
+			return fail(2, "%v", err)
+		}
+		defer stopPprof()
 	}
 	// The cache's lock comes first: a second mount of a cache in use stops
 	// here, before the embedded emulator or anything else starts.
