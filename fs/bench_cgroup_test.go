@@ -75,6 +75,8 @@ func oomKills(dir string) int64 {
 // memRun is one copy-and-upload of the cgroup benchmark.
 type memRun struct {
 	stage, total time.Duration
+	cpu          time.Duration // the daemon's CPU time, copy and upload
+	diskReads    int64         // bytes the daemon read from disk during the upload
 	mem          *memPeaks
 	maxUsage     int64 // memory.max_usage_in_bytes
 	failcnt      int64 // memory.failcnt: times the limit was hit
@@ -92,7 +94,10 @@ type memRun struct {
 // until the file is in Synapse with its MD5, for both, and their ratio
 // (goal >= 0.8); peak VmRSS, RssAnon and RssFile of the daemon (sampled
 // every 20 ms), the cgroup's peak usage (memory.max_usage_in_bytes),
-// failcnt and OOM kills (goal: none, and the daemon still running). The
+// failcnt and OOM kills (goal: none, and the daemon still running), and
+// the daemon's CPU time and the bytes it read from disk during the upload
+// (in a cgroup smaller than the file the staged bytes are no longer in
+// the page cache when they are uploaded). The
 // emulator and the feeding of `dd` run in the benchmark process, outside
 // the cgroup. Skipped where there is no cgroup v1 memory controller.
 func BenchmarkMemoryCgroup(b *testing.B) {
@@ -119,8 +124,10 @@ func BenchmarkMemoryCgroup(b *testing.B) {
 		sum := patternMD5(size, seed)
 		name := fmt.Sprintf("mem%d-%d.bin", i, seed)
 		mem := sampleMem(pid, cg)
+		u0 := usageOf(pid)
 		start := time.Now()
 		stage := ddInto(b, d, filepath.Join(d.data, name), size, seed, 20*time.Minute)
+		u1 := usageOf(pid)
 		end := poll(b, 20*time.Minute, name+" uploaded", func() bool {
 			select {
 			case <-d.exited:
@@ -129,11 +136,12 @@ func BenchmarkMemoryCgroup(b *testing.B) {
 			}
 			return e.uploaded(e.folder, name, size)
 		})
+		u2 := usageOf(pid)
 		mem.Stop()
 		if ent, _ := e.child(e.folder, name); ent.Versions[0].MD5 != sum {
 			b.Fatalf("%s: md5 %s, want %s", name, ent.Versions[0].MD5, sum)
 		}
-		r := memRun{stage: stage, total: end.Sub(start), mem: mem}
+		r := memRun{stage: stage, total: end.Sub(start), mem: mem, cpu: u2.cpu - u0.cpu, diskReads: u2.diskReads - u1.diskReads}
 		if cg != "" {
 			r.maxUsage = readInt(filepath.Join(cg, "memory.max_usage_in_bytes"))
 			r.failcnt = readInt(filepath.Join(cg, "memory.failcnt"))
@@ -170,6 +178,10 @@ func BenchmarkMemoryCgroup(b *testing.B) {
 		b.ReportMetric(float64(boxed.maxUsage)/mib, "cgroup-max-usage-MiB")
 		b.ReportMetric(float64(boxed.failcnt), "cgroup-failcnt")
 		b.ReportMetric(float64(boxed.ooms), "oom-kills")
+		b.ReportMetric(free.cpu.Seconds(), "free-daemon-cpu-s")
+		b.ReportMetric(boxed.cpu.Seconds(), "cgroup-daemon-cpu-s")
+		b.ReportMetric(float64(free.diskReads)/mib, "free-upload-disk-read-MiB")
+		b.ReportMetric(float64(boxed.diskReads)/mib, "cgroup-upload-disk-read-MiB")
 		b.ReportMetric(float64(max(free.cacheAfter, boxed.cacheAfter))/mib, "cache-after-MiB")
 		fmt.Printf("memory cgroup (limit %d MiB) at the end: rss %d MiB, cache %d MiB, mapped_file %d MiB, dirty %d MiB, writeback %d MiB, pgmajfault %d\n",
 			limit/mib, boxed.stat["rss"]/mib, boxed.stat["cache"]/mib, boxed.stat["mapped_file"]/mib,

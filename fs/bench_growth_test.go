@@ -153,6 +153,37 @@ func procFields(pid int, names ...string) map[string]int64 {
 	return out
 }
 
+// procUsage is a process's CPU time (user + system) and the bytes it has
+// made the disk read (read_bytes of /proc/PID/io: page cache misses).
+type procUsage struct {
+	cpu       time.Duration
+	diskReads int64
+}
+
+func usageOf(pid int) procUsage {
+	var u procUsage
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		// Fields after the command name, which is in parentheses: utime
+		// and stime are the 12th and 13th, in clock ticks (100 a second).
+		if i := strings.LastIndexByte(string(b), ')'); i > 0 {
+			f := strings.Fields(string(b)[i+1:])
+			if len(f) > 12 {
+				ut, _ := strconv.ParseInt(f[11], 10, 64)
+				st, _ := strconv.ParseInt(f[12], 10, 64)
+				u.cpu = time.Duration(ut+st) * 10 * time.Millisecond
+			}
+		}
+	}
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid)); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "read_bytes: "); ok {
+				u.diskReads, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			}
+		}
+	}
+	return u
+}
+
 // readInt reads a file holding one integer; 0 if it cannot.
 func readInt(path string) int64 {
 	b, err := os.ReadFile(path)
@@ -183,6 +214,7 @@ type growthRow struct {
 	name              string
 	units             float64 // GiB or files
 	stage, upload, lo time.Duration
+	cpu               time.Duration // the daemon's, staging and upload
 	cacheAfter        int64
 }
 
@@ -225,10 +257,11 @@ func BenchmarkGrowth(b *testing.B) {
 		per := func(d time.Duration, r growthRow) float64 { return d.Seconds() / r.units * scale }
 		for _, r := range rows {
 			tot, tot0 := r.stage+r.upload, r0.stage+r0.upload
-			fmt.Printf("growth: %-12s stage %6.3f s/%s (x%.2f of %s), upload %6.3f s/%s (x%.2f), total %6.3f s/%s (x%.2f), local %6.3f s/%s, local/stage %.2f, cache after drain %.1f MiB\n",
+			fmt.Printf("growth: %-12s stage %6.3f s/%s (x%.2f of %s), upload %6.3f s/%s (x%.2f), total %6.3f s/%s (x%.2f), daemon CPU %6.3f s/%s (x%.2f), local %6.3f s/%s, local/stage %.2f, cache after drain %.1f MiB\n",
 				r.name, per(r.stage, r), unit, per(r.stage, r)/per(r0.stage, r0), r0.name,
 				per(r.upload, r), unit, per(r.upload, r)/per(r0.upload, r0),
 				per(tot, r), unit, per(tot, r)/per(tot0, r0),
+				per(r.cpu, r), unit, per(r.cpu, r)/per(r0.cpu, r0),
 				per(r.lo, r), unit, r.lo.Seconds()/r.stage.Seconds(), float64(r.cacheAfter)/mib)
 		}
 	}
@@ -255,24 +288,31 @@ func growthLarge(b *testing.B, size int64, seed byte) growthRow {
 	cacheDir := filepath.Join(work, "cache")
 	d := startBenchDaemon(b, e, cacheDir, "--writeback-delay", "100ms",
 		"--rest-concurrency", "16", "--rest-rate", "1000000")
-	mem := sampleMem(d.cmd.Process.Pid, "")
+	pid := d.cmd.Process.Pid
+	mem := sampleMem(pid, "")
 	name := "big.bin"
+	u0 := usageOf(pid)
 	stage := ddInto(b, d, filepath.Join(d.data, name), size, seed, timeout)
 	staged := time.Now()
+	u1 := usageOf(pid)
 	end := poll(b, timeout, name+" uploaded", func() bool { return e.uploaded(e.folder, name, size) })
+	u2 := usageOf(pid)
 	mem.Stop()
 	if ent, _ := e.child(e.folder, name); ent.Versions[0].MD5 != sum {
 		b.Fatalf("%s: md5 %s, want %s", name, ent.Versions[0].MD5, sum)
 	}
 	cacheAfter, drain := awaitDrained(cacheDir)
 	r := growthRow{name: fmt.Sprintf("%d GiB", size/gib), units: float64(size) / gib,
-		stage: stage, upload: end.Sub(staged), lo: lo, cacheAfter: cacheAfter}
+		stage: stage, upload: end.Sub(staged), lo: lo, cpu: u2.cpu - u0.cpu, cacheAfter: cacheAfter}
 	g := r.units
 	b.ReportMetric(r.stage.Seconds(), "stage-s")
 	b.ReportMetric(r.upload.Seconds(), "upload-s")
 	b.ReportMetric(r.stage.Seconds()/g, "stage-s/GiB")
 	b.ReportMetric(r.upload.Seconds()/g, "upload-s/GiB")
 	b.ReportMetric(lo.Seconds()/g, "local-s/GiB")
+	b.ReportMetric((u1.cpu-u0.cpu).Seconds()/g, "daemon-stage-cpu-s/GiB")
+	b.ReportMetric((u2.cpu-u1.cpu).Seconds()/g, "daemon-upload-cpu-s/GiB")
+	b.ReportMetric(float64(u2.diskReads-u1.diskReads)/mib/g, "upload-disk-read-MiB/GiB")
 	b.ReportMetric(lo.Seconds()/r.stage.Seconds(), "ratio")
 	b.ReportMetric(float64(cacheAfter)/mib, "cache-after-MiB")
 	b.ReportMetric(drain.Seconds(), "drain-s")
@@ -307,13 +347,16 @@ func growthSmall(b *testing.B, n int) growthRow {
 	d := startBenchDaemon(b, e, cacheDir, "--writeback-delay", "100ms",
 		"--rest-concurrency", "16", "--rest-rate", "1000000")
 	os.ReadDir(d.data) // warm: the folder's listing and permissions
-	mem := sampleMem(d.cmd.Process.Pid, "")
+	pid := d.cmd.Process.Pid
+	mem := sampleMem(pid, "")
 	files := func() int { return e.em.Stats().EntityCreates["file"] }
 	before := files()
+	u0 := usageOf(pid)
 	start := time.Now()
 	stage := runCmd(b, d, timeout, "cp", "-r", src, d.data)
 	staged := start.Add(stage)
 	end := poll(b, timeout, "all files uploaded", func() bool { return files()-before >= n })
+	u1 := usageOf(pid)
 	mem.Stop()
 	f, ok := e.child(e.folder, "small")
 	if !ok {
@@ -330,7 +373,7 @@ func growthSmall(b *testing.B, n int) growthRow {
 	}
 	cacheAfter, drain := awaitDrained(cacheDir)
 	r := growthRow{name: fmt.Sprintf("%d files", n), units: float64(n),
-		stage: stage, upload: end.Sub(staged), lo: lo, cacheAfter: cacheAfter}
+		stage: stage, upload: end.Sub(staged), lo: lo, cpu: u1.cpu - u0.cpu, cacheAfter: cacheAfter}
 	k := float64(n) / 1000
 	b.ReportMetric(r.stage.Seconds(), "stage-s")
 	b.ReportMetric(r.upload.Seconds(), "upload-s")
@@ -338,6 +381,7 @@ func growthSmall(b *testing.B, n int) growthRow {
 	b.ReportMetric(r.upload.Seconds()/k, "upload-s/1000files")
 	b.ReportMetric(end.Sub(start).Seconds()/k, "total-s/1000files")
 	b.ReportMetric(lo.Seconds()/k, "local-s/1000files")
+	b.ReportMetric((u1.cpu-u0.cpu).Seconds()/k, "daemon-cpu-s/1000files")
 	b.ReportMetric(lo.Seconds()/r.stage.Seconds(), "ratio")
 	b.ReportMetric(float64(cacheAfter)/mib, "cache-after-MiB")
 	b.ReportMetric(drain.Seconds(), "drain-s")

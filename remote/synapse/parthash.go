@@ -11,8 +11,9 @@ import (
 // Part MD5s are computed with md5-simd: one goroutine hashes the blocks of
 // up to 16 parts at once with AVX-512 (8 with AVX2) where crypto/md5 hashes
 // one stream per core, and the parts of an upload are sent PartConcurrency
-// at a time. On this project's 2-core benchmark machine crypto/md5 was half
-// of the CPU an upload used; without AVX2 md5-simd falls back to crypto/md5.
+// at a time. crypto/md5 was most of the CPU an upload costs over raw PUTs of
+// the same bytes; md5-simd needs less than half of it (docs/benchmarks.md).
+// Without AVX2 md5-simd falls back to crypto/md5.
 var md5Server = sync.OnceValue(md5simd.NewServer)
 
 // hashingBody is a request body that hashes what it yields. Its MD5 is
