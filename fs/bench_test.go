@@ -124,10 +124,21 @@ type benchDaemon struct {
 // (the last of a repeated flag wins).
 func startBenchDaemon(b *testing.B, e *benchEmu, cacheDir string, extra ...string) *benchDaemon {
 	b.Helper()
+	return startBenchDaemonVia(b, e, cacheDir, nil, extra...)
+}
+
+// startBenchDaemonVia is startBenchDaemon with the daemon started by the
+// command wrap, given the synfs binary and its arguments after its own (a
+// wrapper that execs them, so that the process ID stays the daemon's).
+func startBenchDaemonVia(b *testing.B, e *benchEmu, cacheDir string, wrap []string, extra ...string) *benchDaemon {
+	b.Helper()
 	mnt := b.TempDir()
 	args := append([]string{"mount", mnt, "--endpoint", e.url, "--cache-dir", cacheDir,
 		"--config", "/dev/null", "--attr-ttl", "100ms"}, extra...)
 	cmd := exec.Command(synfsBinary(b), args...)
+	if len(wrap) > 0 {
+		cmd = exec.Command(wrap[0], append(append(wrap[1:len(wrap):len(wrap)], synfsBinary(b)), args...)...)
+	}
 	cmd.Env = append(os.Environ(), "SYNAPSE_AUTH_TOKEN="+demoToken)
 	logPath := filepath.Join(b.TempDir(), "daemon.log")
 	lf, err := os.Create(logPath)
@@ -243,22 +254,29 @@ func writePatternFile(b *testing.B, path string, size int64, seed byte) string {
 		b.Fatal(err)
 	}
 	defer f.Close()
-	base := pattern(mib, seed)
-	blk := make([]byte, mib)
 	h := md5.New()
-	w := io.MultiWriter(f, h)
-	for off := int64(0); off < size; off += mib {
-		copy(blk, base)
-		binary.LittleEndian.PutUint64(blk, uint64(off))
-		binary.LittleEndian.PutUint64(blk[mib/2:], uint64(off)^0x5bd1e995)
-		if _, err := w.Write(blk[:min(mib, size-off)]); err != nil {
-			b.Fatal(err)
-		}
+	if err := writePattern(io.MultiWriter(f, h), size, seed); err != nil {
+		b.Fatal(err)
 	}
 	if err := f.Close(); err != nil {
 		b.Fatal(err)
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// writePattern writes the bytes of writePatternFile to w.
+func writePattern(w io.Writer, size int64, seed byte) error {
+	base := pattern(mib, seed)
+	blk := make([]byte, mib)
+	for off := int64(0); off < size; off += mib {
+		copy(blk, base)
+		binary.LittleEndian.PutUint64(blk, uint64(off))
+		binary.LittleEndian.PutUint64(blk[mib/2:], uint64(off)^0x5bd1e995)
+		if _, err := w.Write(blk[:min(mib, size-off)]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func mbps(size int64, d time.Duration) float64 { return float64(size) / d.Seconds() / 1e6 }

@@ -3,7 +3,7 @@
 # benchmarks (each once, -benchtime 1x) and prints a table of figure, value,
 # baseline (measured in the same run), ratio and goal.
 #
-#   scripts/bench.sh              # everything (about 12 minutes, ~12 GB of temp disk)
+#   scripts/bench.sh              # everything (about 20 minutes, ~12 GB of temp disk)
 #   BENCH=SmallFiles scripts/bench.sh   # only the fs benchmarks matching a pattern
 #
 # The fs benchmarks mount FUSE (they need /dev/fuse and root or fusermount3)
@@ -101,10 +101,27 @@ END {
     row("7. daemon peak RSS reading 4 GiB (MiB)", sprintf("%.0f", v(n, "peak-RSS-MiB")), sprintf("%.0f idle", v(n, "idle-RSS-MiB")),
         "-", "<= 200 MiB", yn(v(n, "peak-RSS-MiB") <= 200))
   }
+  n = "BenchmarkMemoryCgroup"
+  if (has(n, "ratio")) {
+    row("4. 4 GiB copy+upload, 256 MiB cgroup (MB/s)", sprintf("%.0f", v(n, "cgroup-MB/s")), sprintf("%.0f unconstrained", v(n, "free-MB/s")),
+        sprintf("%.2f", v(n, "ratio")), "ratio >= 0.8", yn(v(n, "ratio") >= 0.8))
+    row("4. in the cgroup: peak VmRSS / RssAnon (MiB)", sprintf("%.0f / %.0f", v(n, "cgroup-VmRSS-MiB"), v(n, "cgroup-RssAnon-MiB")),
+        sprintf("%.0f / %.0f free", v(n, "free-VmRSS-MiB"), v(n, "free-RssAnon-MiB")), "-", "no OOM kill", yn(v(n, "oom-kills") == 0))
+  }
+  for (n in seen) {
+    if (n !~ /^BenchmarkGrowth\//) continue
+    u = has(n, "stage-s/GiB") ? "GiB" : "1000files"
+    g = n; sub(/^BenchmarkGrowth\//, "", g)
+    row(sprintf("8. %s: stage, upload (s/%s)", g, u), sprintf("%.2f, %.2f", v(n, "stage-s/" u), v(n, "upload-s/" u)),
+        sprintf("%.2f local", v(n, "local-s/" u)), sprintf("%.2f", v(n, "ratio")), "flat (see log)", "")
+    row(sprintf("8. %s: cache dir after drain (MiB)", g), sprintf("%.1f", v(n, "cache-after-MiB")), "-", "-", "<= 64 MiB", yn(v(n, "cache-after-MiB") <= 64))
+  }
   n = "BenchmarkUploadVsRawPUT"
   if (has(n, "ratio")) {
     row("Client.Upload 1 GiB (MB/s)", sprintf("%.0f", v(n, "upload-MB/s")), sprintf("%.0f raw PUT", v(n, "raw-MB/s")),
-        sprintf("%.2f", v(n, "ratio")), "(info)", "")
+        sprintf("%.2f", v(n, "ratio")), "ratio >= 0.9", yn(v(n, "ratio") >= 0.9))
+    row("Client.Upload CPU (s/GiB, client+emulator)", sprintf("%.2f", v(n, "upload-cpu-s/GiB")), sprintf("%.2f raw PUT", v(n, "raw-cpu-s/GiB")),
+        sprintf("%.2f", v(n, "cpu-ratio")), "(info)", "")
   }
   a = "BenchmarkSequentialWrite"; p = "BenchmarkSequentialWritePlainFile"
   if (has(a, "MB/s") && has(p, "MB/s")) {

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"net/http"
 	"net/url"
@@ -446,38 +445,28 @@ func (c *Client) putPartSum(ctx context.Context, u *PartPresignedURL, src io.Rea
 	}
 	var last *hashingBody
 	resp, err := c.presigned(ctx, op, http.MethodPut, u.UploadPresignedURL, hdr, func() io.ReadCloser {
-		last = &hashingBody{r: io.NewSectionReader(src, off, length), h: md5.New()}
+		if last != nil {
+			last.Close() // an earlier attempt's, if the transport has not
+		}
+		last = newHashingBody(io.NewSectionReader(src, off, length), length)
 		return last
 	}, length)
+	if last != nil {
+		defer last.Close()
+	}
 	if err != nil {
 		return "", err
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrBody))
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		if last == nil || last.n != length {
+		if last == nil {
 			return "", nil
 		}
-		return hex.EncodeToString(last.h.Sum(nil)), nil
+		return last.md5(), nil
 	}
 	return "", c.statusError(op, resp.StatusCode, b)
 }
-
-// hashingBody is a request body that hashes what it yields.
-type hashingBody struct {
-	r io.Reader
-	h hash.Hash
-	n int64
-}
-
-func (b *hashingBody) Read(p []byte) (int, error) {
-	k, err := b.r.Read(p)
-	b.h.Write(p[:k])
-	b.n += int64(k)
-	return k, err
-}
-
-func (b *hashingBody) Close() error { return nil }
 
 // putPart PUTs part n, refreshing its URL after a 403, and returns the MD5
 // of what it sent ("" when unknown).
