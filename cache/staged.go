@@ -258,6 +258,7 @@ func (s *Store) Remove(ino uint64) error {
 	}
 	if f := s.openFile(ino); f != nil {
 		acct = f.acct
+		_ = f.drainLocked() // no chunk may land after the delete below
 		f.removed = true
 		f.pending = nil
 		f.acct = 0
