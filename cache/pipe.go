@@ -4,6 +4,7 @@ import (
 	"crypto/md5"
 	"encoding"
 	"encoding/hex"
+	"errors"
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
@@ -11,9 +12,9 @@ import (
 
 // maxInFlight is how many whole chunks one file may have handed to its
 // pipe and not yet committed. A write that would pass it waits: that is the
-// backpressure that keeps a fast writer's memory bounded (maxInFlight MiB
-// per file being written).
-const maxInFlight = 8
+// backpressure that keeps a fast writer's memory bounded (maxInFlight
+// chunks, 16 MiB, per file being written).
+const maxInFlight = 16
 
 // pipe takes a file's whole chunks off the write path: WriteAt hands each
 // chunk that a write completes to the pipe and returns; the pipe's
@@ -80,50 +81,108 @@ func (f *File) handOffLocked(k int64, buf []byte, hash bool) {
 	p.mu.Unlock()
 }
 
-// runPipe works through the queue, then ends.
+// runPipe works through the queue, then ends. It hashes each chunk and
+// adds it to a transaction; a transaction is sent to Badger when it is
+// full (Badger's batch limit, two chunks with the memtables of
+// Options.badger) or the queue is empty, and committed asynchronously
+// (CommitWith), so that the next chunks are hashed while Badger writes.
+// Badger applies commits in the order they are sent, so two copies of one
+// chunk land in order. A job is done when its commit is.
 func (f *File) runPipe() {
 	p := &f.pipe
+	var (
+		txn   *badger.Txn
+		group []pipeJob
+		leave func()
+	)
+	send := func() {
+		if txn == nil {
+			return
+		}
+		t, g, l := txn, group, leave
+		txn, group, leave = nil, nil, nil
+		t.CommitWith(func(err error) { l(); f.finishJobs(g, err) })
+	}
 	for {
 		p.mu.Lock()
 		if len(p.queue) == 0 {
-			p.running = false
 			p.mu.Unlock()
-			return
+			send()
+			p.mu.Lock()
+			if len(p.queue) == 0 {
+				// Only now: a new goroutine must not send before this one.
+				p.running = false
+				p.mu.Unlock()
+				return
+			}
 		}
 		j := p.queue[0]
 		p.queue = p.queue[1:]
 		failed := p.err != nil
 		p.mu.Unlock()
 
-		var err error
-		if !failed {
-			if j.hash {
-				// The running MD5 belongs to the pipe while it has work
-				// (drainLocked hands it back).
-				f.md5.Write(j.buf)
+		if failed {
+			f.finishJobs([]pipeJob{j}, nil)
+			continue
+		}
+		if j.hash {
+			// The running MD5 belongs to the pipe while it has work
+			// (drainLocked hands it back).
+			f.md5.Write(j.buf)
+		}
+		e := badger.NewEntry(chunkKey(f.ino, j.k), j.buf)
+		if txn != nil {
+			err := txn.SetEntry(e)
+			if err == nil {
+				group = append(group, j)
+				continue
 			}
-			err = f.commitChunk(j.k, j.buf)
+			if !errors.Is(err, badger.ErrTxnTooBig) {
+				f.finishJobs([]pipeJob{j}, err)
+				continue
+			}
+			send()
 		}
+		l, err := f.s.enterWrite()
+		if err != nil {
+			f.finishJobs([]pipeJob{j}, err)
+			continue
+		}
+		txn, leave = f.s.db.NewTransaction(true), l
+		if err := txn.SetEntry(e); err != nil {
+			txn.Discard()
+			txn, leave = nil, nil
+			l()
+			f.finishJobs([]pipeJob{j}, err)
+			continue
+		}
+		group = append(group, j)
+	}
+}
 
-		p.mu.Lock()
-		if err != nil && p.err == nil {
-			p.err = err
-		}
+// finishJobs records that jobs are done, err their outcome.
+func (f *File) finishJobs(jobs []pipeJob, err error) {
+	p := &f.pipe
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err != nil && p.err == nil {
+		p.err = err
+	}
+	for _, j := range jobs {
 		if fl := p.chunks[j.k]; fl != nil {
 			if fl.refs--; fl.refs == 0 {
 				delete(p.chunks, j.k)
 			}
 		}
-		if (p.chunks[j.k] == nil || &p.chunks[j.k].buf[0] != &j.buf[0]) && len(p.free) < maxInFlight {
+		if err == nil && (p.chunks[j.k] == nil || &p.chunks[j.k].buf[0] != &j.buf[0]) && len(p.free) < maxInFlight {
 			// Badger has copied the bytes, and no reader can still see
 			// the buffer: readers take it only under the ino lock, which
 			// reuse (takeBuf) needs too.
 			p.free = append(p.free, j.buf)
 		}
 		p.busy--
-		p.room.Broadcast()
-		p.mu.Unlock()
 	}
+	p.room.Broadcast()
 }
 
 // takeBuf returns a committed chunk buffer to reuse, or nil; its bytes
@@ -141,17 +200,16 @@ func (f *File) takeBuf() []byte {
 	return b
 }
 
-// commitChunk writes one whole chunk to Badger.
-func (f *File) commitChunk(k int64, buf []byte) error {
-	s := f.s
+// enterWrite guards an asynchronous Badger write: against Close (closeMu)
+// and DropPrefix (dropMu), until the returned func runs, which may be on
+// another goroutine.
+func (s *Store) enterWrite() (func(), error) {
 	done, err := s.enter()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer done()
-	return s.batch(func(wb *badger.WriteBatch) error {
-		return wb.Set(chunkKey(f.ino, k), buf)
-	})
+	s.dropMu.RLock()
+	return func() { s.dropMu.RUnlock(); done() }, nil
 }
 
 // drainLocked waits until every chunk handed to the pipe is committed (or
