@@ -157,7 +157,7 @@ func (h *handle) Write(ctx context.Context, req *fuse.WriteRequest, resp *fuse.W
 		return nil
 	}
 	if err != nil {
-		// Only a failure pays for the path: this runs for every 128 KiB.
+		// Only a failure pays for the path: this runs for every WRITE.
 		// The kernel reports a failed write-back at close(2) without
 		// asking synfs, so the node is retired here.
 		if sf.Failed() != nil {
