@@ -225,6 +225,7 @@ func (f *File) drainLocked() error {
 	}
 	err := p.err
 	p.err = nil
+	p.free = nil // a closed or idle file keeps no buffers
 	return err
 }
 
