@@ -37,11 +37,12 @@
 //
 // # Consistency
 //
-// Writes are assembled into whole chunks in memory per file and written to
-// Badger when complete. The record is written by Flush (close(2)), after the
-// chunks, so its Size never claims bytes that are not written. Before the
-// first chunk written after a Flush, in the same batch and ahead of it, the
-// record is marked Open with MD5 "" and a new generation: after a crash the
+// Writes are assembled into whole chunks in memory per file; a complete
+// chunk is hashed and committed to Badger by the file's pipe, off the
+// write's path (pipe.go). The record is written by Flush (close(2)), after
+// the pipe has drained and the remaining chunks are written, so its Size
+// never claims bytes that are not written. Before the first chunk written
+// after a Flush reaches the pipe or Badger, the record is marked Open with MD5 "" and a new generation: after a crash the
 // file is uploaded as of its last flush (chunks past Size are deleted at
 // Open) and its MD5 is recomputed. Truncate writes the smaller size before
 // deleting chunks.
@@ -67,5 +68,8 @@
 // lock serialises every change to one file's record and chunks, including
 // the File's in-memory state; Store.mu guards the tables of open files and
 // locks and the space accounting. Badger calls are made under the per-ino
-// lock but never under Store.mu.
+// lock but never under Store.mu. A file's pipe (pipe.go) commits whole
+// chunks from its own goroutine without the per-ino lock; its mutex is a
+// leaf, and every holder of the per-ino lock that touches the file's chunks
+// in Badger drains the pipe first.
 package cache

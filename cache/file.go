@@ -15,9 +15,10 @@ import (
 // open handles. OpenFile returns the same *File to every opener; each
 // OpenFile is paired with one Release. Methods are safe for concurrent use.
 //
-// Writes are assembled into whole chunks in memory and written to Badger
-// when a chunk is complete, when too many chunks are partly written, and on
-// Flush. The record on disk is rewritten only by Flush (and by Truncate), so
+// Writes are assembled into whole chunks in memory. A complete chunk is
+// handed to the file's pipe (pipe.go), which hashes and commits it to
+// Badger off the write path; partly written chunks are written when too
+// many are pending, and on Flush, which first waits for the pipe. The record on disk is rewritten only by Flush (and by Truncate), so
 // its Size never claims bytes whose chunks are not written. Before the first
 // chunk after a Flush reaches Badger, the record is marked StateOpen with MD5
 // "", so after a crash the file is uploaded with a recomputed MD5.
@@ -35,9 +36,11 @@ type File struct {
 	// The ino lock (Store.lockIno) protects the fields below.
 	refs     int
 	pending  map[int64][]byte // chunk number → ChunkSize buffer; zero beyond size
-	md5      hash.Hash        // running MD5 of bytes [0, md5Off)
+	md5      hash.Hash        // running MD5 of bytes [0, hashOff); the pipe's while it has work
 	md5OK    bool             // writes so far were sequential from 0, so md5Off == size
 	md5Off   int64
+	hashOff  int64 // bytes given to md5 (whole chunks, through the pipe)
+	pipe     pipe  // whole chunks on their way to Badger (pipe.go)
 	marked   bool  // the record on disk is StateOpen with MD5 ""
 	pstate   State // state of the record on disk
 	acct     int64 // bytes of this file counted in Store.used
@@ -142,29 +145,45 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 		return 0, io.EOF
 	}
 	want := min(int64(len(p)), size-off)
-	cs := f.s.chunk
-	err = f.s.db.View(func(txn *badger.Txn) error {
-		for pos := off; pos < off+want; {
-			k := pos / cs
-			in := pos - k*cs
-			n := min(cs-in, off+want-pos)
-			dst := p[pos-off : pos-off+n]
-			if b, ok := f.pending[k]; ok {
-				copy(dst, b[in:in+n])
-			} else if err := readChunk(txn, f.ino, k, in, dst); err != nil {
-				return err
-			}
-			pos += n
-		}
-		return nil
-	})
-	if err != nil {
+	if err := f.readLocked(p[:want], off); err != nil {
 		return 0, err
 	}
 	if want < int64(len(p)) {
 		return int(want), io.EOF
 	}
 	return int(want), nil
+}
+
+// readLocked fills p from off with the file's bytes: pending chunks, then
+// chunks in the pipe, then Badger. Caller holds the ino lock and keeps p
+// within the size.
+func (f *File) readLocked(p []byte, off int64) error {
+	if len(p) == 0 {
+		return nil
+	}
+	cs := f.s.chunk
+	// Before the transaction: a chunk the pipe commits from now on is
+	// read from its buffer.
+	flying := f.inFlight(off/cs, (off+int64(len(p))-1)/cs)
+	return f.s.db.View(func(txn *badger.Txn) error {
+		for pos := off; pos < off+int64(len(p)); {
+			k := pos / cs
+			in := pos - k*cs
+			n := min(cs-in, off+int64(len(p))-pos)
+			dst := p[pos-off : pos-off+n]
+			if b, ok := f.pending[k]; ok {
+				copy(dst, b[in:in+n])
+			} else if b, ok := flying[k]; ok {
+				copy(dst, b[in:in+n])
+			} else {
+				if err := readChunk(txn, f.ino, k, in, dst); err != nil {
+					return err
+				}
+			}
+			pos += n
+		}
+		return nil
+	})
 }
 
 // BeginWrite records a handle open for writing: while one is, the file is
@@ -212,6 +231,9 @@ func (f *File) Release() error {
 	f.refs--
 	if f.refs > 0 {
 		return nil
+	}
+	if f.unlinked || f.done {
+		_ = f.drainLocked() // the bytes are deleted below: no chunk may land after
 	}
 	switch {
 	case f.unlinked:

@@ -3,7 +3,6 @@ package cache
 import (
 	"context"
 	"crypto/md5"
-	"encoding/hex"
 	"errors"
 	"time"
 
@@ -17,6 +16,9 @@ func (f *File) flushLocked(st State) error {
 	if f.released || f.done {
 		return nil
 	}
+	if err := f.drainLocked(); err != nil {
+		_ = f.failWriteLocked(err) // sets f.werr
+	}
 	if f.werr != nil {
 		st = StateFailed
 	}
@@ -24,6 +26,15 @@ func (f *File) flushLocked(st State) error {
 	changed := gen != f.flushedGen.Load() || len(f.pending) > 0
 	if !changed && (f.pstate != StateOpen || st == StateOpen) {
 		return nil
+	}
+	size := f.size.Load()
+	sum := ""
+	if f.md5OK && f.md5Off == size && f.werr == nil && size-f.hashOff <= f.s.chunk {
+		// The pipe hashed the whole chunks; the tail is at most one.
+		tail := make([]byte, size-f.hashOff)
+		if f.readLocked(tail, f.hashOff) == nil {
+			sum = f.md5Sum(tail)
+		}
 	}
 	if len(f.pending) > 0 {
 		if err := f.writeChunksLocked(f.pendingKeysLocked()); err != nil {
@@ -33,11 +44,6 @@ func (f *File) flushLocked(st State) error {
 			// Already failed: keep the record as it is.
 			return nil
 		}
-	}
-	size := f.size.Load()
-	sum := ""
-	if f.md5OK && f.md5Off == size && f.werr == nil {
-		sum = hex.EncodeToString(f.md5.Sum(nil))
 	}
 	reindex := f.reindex
 	var failed *WriteError
@@ -157,6 +163,11 @@ func (f *File) Truncate(ctx context.Context, size int64) error {
 	if err := f.usableLocked(); err != nil {
 		return err
 	}
+	// Chunks on their way to Badger land before any is deleted, and the
+	// running MD5 is ours again.
+	if err := f.drainLocked(); err != nil && !(size == 0 && f.werr != nil) {
+		return f.failWriteLocked(err)
+	}
 	old := f.size.Load()
 	rewrite := size == 0 && f.werr != nil
 	if f.werr != nil && !rewrite {
@@ -181,7 +192,7 @@ func (f *File) Truncate(ctx context.Context, size int64) error {
 	}
 	f.touchLocked()
 	if size == 0 {
-		f.md5, f.md5OK, f.md5Off = md5.New(), true, 0
+		f.md5, f.md5OK, f.md5Off, f.hashOff = md5.New(), true, 0, 0
 	} else {
 		f.md5OK = false
 	}

@@ -66,12 +66,15 @@ func (f *File) chunkBufLocked(k, limit int64, whole bool) ([]byte, error) {
 		return b, nil
 	}
 	cs := f.s.chunk
-	b := make([]byte, cs)
+	b := f.takeBuf()
+	switch {
+	case b == nil:
+		b = make([]byte, cs)
+	case !whole:
+		clear(b)
+	}
 	if !whole && k*cs < limit {
-		err := f.s.db.View(func(txn *badger.Txn) error {
-			return readChunk(txn, f.ino, k, 0, b[:min(cs, limit-k*cs)])
-		})
-		if err != nil {
+		if err := f.readLocked(b[:min(cs, limit-k*cs)], k*cs); err != nil {
 			return nil, err
 		}
 	}
@@ -120,6 +123,9 @@ func (f *File) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	if err := f.pipeErr(); err != nil {
+		return 0, f.failWriteLocked(err)
+	}
 	if err := f.s.writable(); err != nil {
 		return 0, f.failWriteLocked(err)
 	}
@@ -134,14 +140,12 @@ func (f *File) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
 	f.touchLocked()
 	if f.md5OK {
 		if off == f.md5Off {
-			f.md5.Write(p)
 			f.md5Off = end
 		} else {
 			f.md5OK = false
 		}
 	}
 	cs := f.s.chunk
-	var full []int64
 	for pos := off; pos < end; {
 		k := pos / cs
 		in := pos - k*cs
@@ -152,19 +156,60 @@ func (f *File) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
 		}
 		copy(b[in:in+n], p[pos-off:])
 		if in+n == cs {
-			full = append(full, k)
+			if err := f.completeLocked(k, b); err != nil {
+				return 0, f.failWriteLocked(err)
+			}
 		}
 		pos += n
 	}
 	if len(f.pending) > maxPending {
-		full = f.pendingKeysLocked()
-	}
-	if len(full) > 0 {
-		if err := f.writeChunksLocked(full); err != nil {
+		if err := f.writeChunksLocked(f.pendingKeysLocked()); err != nil {
 			return 0, f.failWriteLocked(err)
 		}
 	}
 	return len(p), nil
+}
+
+// completeLocked hands chunk k, just completed by a write, to the pipe:
+// it leaves the pending chunks, and the write returns without waiting for
+// Badger or the MD5. The record is marked first, as writeChunksLocked does.
+func (f *File) completeLocked(k int64, b []byte) error {
+	if err := f.markLocked(); err != nil {
+		return err
+	}
+	cs := f.s.chunk
+	hash := f.md5OK && k*cs == f.hashOff
+	if hash {
+		f.hashOff += cs
+	} else if f.md5OK {
+		f.md5OK = false // not the next chunk of a sequential stream
+	}
+	delete(f.pending, k)
+	f.handOffLocked(k, b, hash)
+	return nil
+}
+
+// markLocked rewrites the record to StateOpen with MD5 "" and the current
+// gen, unless it already is: from then until the next Flush, a crash leaves
+// a record that claims no MD5 for chunks it does not describe.
+func (f *File) markLocked() error {
+	if f.marked {
+		return nil
+	}
+	rec, err := f.s.readRecord(f.ino)
+	if err != nil {
+		return err
+	}
+	rec.MD5, rec.Gen = "", f.gen.Load()
+	if !rec.Incomplete {
+		rec.State = StateOpen
+	}
+	err = f.s.update(func(txn *badger.Txn) error { return putRecord(txn, rec) })
+	if err != nil {
+		return err
+	}
+	f.marked, f.pstate = true, rec.State
+	return nil
 }
 
 // WriteError is a failed write to a staged file: the file no longer holds
@@ -213,6 +258,7 @@ func (f *File) failWriteLocked(err error) error {
 	}
 	f.flushedGen.Store(gen)
 	f.pstate, f.marked = StateFailed, true
+	_ = f.drainLocked() // the failure is recorded already
 	if len(f.pending) == 0 || f.writeChunksLocked(f.pendingKeysLocked()) == nil {
 		_ = mark(f.size.Load())
 	}
@@ -260,8 +306,12 @@ func (f *File) pendingKeysLocked() []int64 {
 }
 
 // writeChunksLocked writes chunks ks from memory to Badger, marking the
-// record first if it is not marked yet.
+// record first if it is not marked yet. It drains the pipe first, so that
+// an older copy of one of ks cannot land after it.
 func (f *File) writeChunksLocked(ks []int64) error {
+	if err := f.drainLocked(); err != nil {
+		return err
+	}
 	s := f.s
 	var mark *Record
 	if !f.marked {

@@ -376,9 +376,11 @@ func rawUpload(b *testing.B, c *synapse.Client, path string, size int64, md5hex 
 }
 
 // BenchmarkCopy2GiB: `cp` of a 2 GiB file into the mount, against `cp` +
-// `sync` of the same file to a directory on the cache's disk. Uploads wait
-// (--writeback-delay 1h) so that they do not compete with the copy.
-// Goal: mount-MB/s / local-MB/s >= 0.8.
+// `sync` of the same file to a directory on the cache's disk, and against
+// `cp` into rclone's mount (bench_rclone_test.go; left out without rclone).
+// Uploads wait (--writeback-delay 1h, --vfs-write-back 1h) so that they do
+// not compete with the copy.
+// Goals: mount-MB/s / local-MB/s >= 0.8, and mount-MB/s > rclone-MB/s.
 func BenchmarkCopy2GiB(b *testing.B) {
 	requireFUSE(b)
 	const size = 2 * gib
@@ -388,6 +390,7 @@ func BenchmarkCopy2GiB(b *testing.B) {
 	e := newBenchEmu(b, emulator.Options{})
 	d := startBenchDaemon(b, e, filepath.Join(work, "cache"), "--writeback-delay", "1h",
 		"--rest-concurrency", "16", "--rest-rate", "1000000")
+	rc := startRclone(b, work)
 	for i := 0; i < b.N; i++ {
 		local := filepath.Join(work, "local")
 		os.MkdirAll(local, 0o755)
@@ -407,6 +410,12 @@ func BenchmarkCopy2GiB(b *testing.B) {
 		b.ReportMetric(mbps(size, mountTook), "mount-MB/s")
 		b.ReportMetric(mbps(size, mountTook+syncTook), "mount+sync-MB/s")
 		b.ReportMetric(localTook.Seconds()/mountTook.Seconds(), "ratio")
+		if rc != nil {
+			runCmd(b, nil, time.Minute, "sync")
+			rcloneTook := rc.cp(b, 5*time.Minute, src, filepath.Join(rc.mnt, fmt.Sprintf("copy%d.bin", i)))
+			b.ReportMetric(mbps(size, rcloneTook), "rclone-MB/s")
+			b.ReportMetric(rcloneTook.Seconds()/mountTook.Seconds(), "rclone/mount")
+		}
 	}
 }
 

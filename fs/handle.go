@@ -200,7 +200,7 @@ func (h *handle) Write(ctx context.Context, req *fuse.WriteRequest, resp *fuse.W
 	k, err := sf.WriteAt(ctx, req.Data, req.Offset)
 	resp.Size = k
 	if err != nil {
-		// Only a failure pays for the path: this runs for every 128 KiB.
+		// Only a failure pays for the path: this runs for every WRITE.
 		// The kernel reports a failed write-back at close(2) without
 		// asking synfs, so the node is retired here.
 		if sf.Failed() != nil {

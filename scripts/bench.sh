@@ -13,6 +13,15 @@ cd "$(dirname "$0")/.."
 OUT="${OUT:-$(mktemp -t synfs-bench.XXXXXX)}"
 BENCH="${BENCH:-.}"
 go build ./... && go build -o bin/synfs ./cmd/synfs
+# The staging benchmarks compare with rclone's mount (Debian: apt-get install -y rclone);
+# without it they leave the rclone figures out.
+if ! command -v rclone >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get install -y rclone >/dev/null || echo "bench: rclone not installed: no rclone baseline" >&2
+  else
+    echo "bench: rclone not installed (sudo apt-get install -y rclone): no rclone baseline" >&2
+  fi
+fi
 {
   go test -run '^$' -bench "$BENCH" -benchtime 1x -timeout 30m ./fs/
   if [ "$BENCH" = "." ]; then
@@ -46,6 +55,19 @@ END {
     r = v(n, "mount+sync-MB/s") / v(n, "local-MB/s")
     row("   cp + sync 2 GiB into mount (MB/s)", sprintf("%.0f", v(n, "mount+sync-MB/s")),
         sprintf("%.0f cp+sync local", v(n, "local-MB/s")), sprintf("%.2f", r), "(info)", "")
+    if (has(n, "rclone-MB/s")) {
+      r = v(n, "mount-MB/s") / v(n, "rclone-MB/s")
+      row("   cp 2 GiB into mount vs rclone (MB/s)", sprintf("%.0f", v(n, "mount-MB/s")),
+          sprintf("%.0f rclone mount", v(n, "rclone-MB/s")), sprintf("%.2f", r), "ratio > 1", yn(r > 1))
+    }
+  }
+  n = "BenchmarkCopySmallFiles"
+  if (has(n, "ratio")) {
+    row("1. cp -r 1000 x 4 KiB into mount (s)", sprintf("%.2f", v(n, "mount-s")),
+        sprintf("%.2f cp+sync local", v(n, "local-s")), sprintf("%.2f", v(n, "ratio")), "ratio >= 0.8", yn(v(n, "ratio") >= 0.8))
+    if (has(n, "rclone-s"))
+      row("   same vs rclone (s)", sprintf("%.2f", v(n, "mount-s")), sprintf("%.2f rclone mount", v(n, "rclone-s")),
+          sprintf("%.2f", v(n, "rclone/mount")), "ratio > 1", yn(v(n, "rclone/mount") > 1))
   }
   n = "BenchmarkCopyToUploaded1GiB"
   if (has(n, "ratio")) {

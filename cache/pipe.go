@@ -1,0 +1,274 @@
+package cache
+
+import (
+	"crypto/md5"
+	"encoding"
+	"encoding/hex"
+	"errors"
+	"sync"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// maxInFlight is how many whole chunks one file may have handed to its
+// pipe and not yet committed. A write that would pass it waits: that is the
+// backpressure that keeps a fast writer's memory bounded (maxInFlight
+// chunks, 16 MiB, per file being written).
+const maxInFlight = 16
+
+// pipe takes a file's whole chunks off the write path: WriteAt hands each
+// chunk that a write completes to the pipe and returns; the pipe's
+// goroutine adds the chunk to the running MD5 (when the writes are
+// sequential) and commits it to Badger, in the order they were handed
+// over. Flush, Truncate and everything else that reads or deletes the
+// file's chunks in Badger, or writes its record, drains the pipe first
+// (drainLocked), so the record never claims a chunk that is not committed,
+// and close(2) returns only once every byte is in Badger.
+//
+// The goroutine runs only while there is work, so idle and small files
+// cost none. It takes no File or ino lock: WriteAt may wait for room while
+// holding the ino lock.
+type pipe struct {
+	mu      sync.Mutex // protects the fields below; a leaf
+	room    sync.Cond  // signalled whenever busy drops
+	queue   []pipeJob
+	busy    int // jobs queued or being worked on
+	running bool
+	// chunks holds the newest buffer handed over for each chunk number
+	// until it is committed, so that reads see it meanwhile.
+	chunks map[int64]*flight
+	err    error    // the first commit that failed, until drained
+	free   [][]byte // committed buffers, for the file's next chunks
+}
+
+type pipeJob struct {
+	k    int64
+	buf  []byte // the chunk's bytes; never changed after the hand-over
+	hash bool   // add buf to the running MD5 first
+}
+
+type flight struct {
+	buf  []byte
+	refs int // jobs for this chunk not yet done
+}
+
+// handOffLocked gives whole chunk k to the pipe. hash says it continues the
+// running MD5. Caller holds the ino lock and has already marked the record
+// (the chunk must never reach Badger before the mark).
+func (f *File) handOffLocked(k int64, buf []byte, hash bool) {
+	p := &f.pipe
+	p.mu.Lock()
+	if p.room.L == nil {
+		p.room.L = &p.mu
+		p.chunks = make(map[int64]*flight)
+	}
+	for p.busy >= maxInFlight {
+		p.room.Wait()
+	}
+	p.queue = append(p.queue, pipeJob{k: k, buf: buf, hash: hash})
+	p.busy++
+	fl := p.chunks[k]
+	if fl == nil {
+		fl = &flight{}
+		p.chunks[k] = fl
+	}
+	fl.buf = buf
+	fl.refs++
+	if !p.running {
+		p.running = true
+		go f.runPipe()
+	}
+	p.mu.Unlock()
+}
+
+// runPipe works through the queue, then ends. It hashes each chunk and
+// adds it to a transaction; a transaction is sent to Badger when it is
+// full (Badger's batch limit, two chunks with the memtables of
+// Options.badger) or the queue is empty, and committed asynchronously
+// (CommitWith), so that the next chunks are hashed while Badger writes.
+// Badger applies commits in the order they are sent, so two copies of one
+// chunk land in order. A job is done when its commit is.
+func (f *File) runPipe() {
+	p := &f.pipe
+	var (
+		txn   *badger.Txn
+		group []pipeJob
+		leave func()
+	)
+	send := func() {
+		if txn == nil {
+			return
+		}
+		t, g, l := txn, group, leave
+		txn, group, leave = nil, nil, nil
+		t.CommitWith(func(err error) { l(); f.finishJobs(g, err) })
+	}
+	for {
+		p.mu.Lock()
+		if len(p.queue) == 0 {
+			p.mu.Unlock()
+			send()
+			p.mu.Lock()
+			if len(p.queue) == 0 {
+				// Only now: a new goroutine must not send before this one.
+				p.running = false
+				p.mu.Unlock()
+				return
+			}
+		}
+		j := p.queue[0]
+		p.queue = p.queue[1:]
+		failed := p.err != nil
+		p.mu.Unlock()
+
+		if failed {
+			f.finishJobs([]pipeJob{j}, nil)
+			continue
+		}
+		if j.hash {
+			// The running MD5 belongs to the pipe while it has work
+			// (drainLocked hands it back).
+			f.md5.Write(j.buf)
+		}
+		e := badger.NewEntry(chunkKey(f.ino, j.k), j.buf)
+		if txn != nil {
+			err := txn.SetEntry(e)
+			if err == nil {
+				group = append(group, j)
+				continue
+			}
+			if !errors.Is(err, badger.ErrTxnTooBig) {
+				f.finishJobs([]pipeJob{j}, err)
+				continue
+			}
+			send()
+		}
+		l, err := f.s.enterWrite()
+		if err != nil {
+			f.finishJobs([]pipeJob{j}, err)
+			continue
+		}
+		txn, leave = f.s.db.NewTransaction(true), l
+		if err := txn.SetEntry(e); err != nil {
+			txn.Discard()
+			txn, leave = nil, nil
+			l()
+			f.finishJobs([]pipeJob{j}, err)
+			continue
+		}
+		group = append(group, j)
+	}
+}
+
+// finishJobs records that jobs are done, err their outcome.
+func (f *File) finishJobs(jobs []pipeJob, err error) {
+	p := &f.pipe
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err != nil && p.err == nil {
+		p.err = err
+	}
+	for _, j := range jobs {
+		if fl := p.chunks[j.k]; fl != nil {
+			if fl.refs--; fl.refs == 0 {
+				delete(p.chunks, j.k)
+			}
+		}
+		if err == nil && (p.chunks[j.k] == nil || &p.chunks[j.k].buf[0] != &j.buf[0]) && len(p.free) < maxInFlight {
+			// Badger has copied the bytes, and no reader can still see
+			// the buffer: readers take it only under the ino lock, which
+			// reuse (takeBuf) needs too.
+			p.free = append(p.free, j.buf)
+		}
+		p.busy--
+	}
+	p.room.Broadcast()
+}
+
+// takeBuf returns a committed chunk buffer to reuse, or nil; its bytes
+// are stale. Caller holds the ino lock.
+func (f *File) takeBuf() []byte {
+	p := &f.pipe
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(p.free)
+	if n == 0 {
+		return nil
+	}
+	b := p.free[n-1]
+	p.free = p.free[:n-1]
+	return b
+}
+
+// enterWrite guards an asynchronous Badger write: against Close (closeMu)
+// and DropPrefix (dropMu), until the returned func runs, which may be on
+// another goroutine.
+func (s *Store) enterWrite() (func(), error) {
+	done, err := s.enter()
+	if err != nil {
+		return nil, err
+	}
+	s.dropMu.RLock()
+	return func() { s.dropMu.RUnlock(); done() }, nil
+}
+
+// drainLocked waits until every chunk handed to the pipe is committed (or
+// has failed) and returns the first failure. Caller holds the ino lock, so
+// nothing new is handed over meanwhile; afterwards the running MD5 is the
+// caller's again.
+func (f *File) drainLocked() error {
+	p := &f.pipe
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for p.busy > 0 {
+		p.room.Wait()
+	}
+	err := p.err
+	p.err = nil
+	p.free = nil // a closed or idle file keeps no buffers
+	return err
+}
+
+// pipeErr returns a commit failure not yet reported, without waiting.
+func (f *File) pipeErr() error {
+	p := &f.pipe
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+// inFlight returns the buffers of chunks first..last that are in the pipe,
+// or nil. A chunk not returned was committed before the call, so a Badger
+// transaction begun after it sees it. Caller holds the ino lock, so no
+// newer copy is handed over meanwhile.
+func (f *File) inFlight(first, last int64) map[int64][]byte {
+	p := &f.pipe
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var m map[int64][]byte
+	for k, fl := range p.chunks {
+		if k >= first && k <= last {
+			if m == nil {
+				m = make(map[int64][]byte)
+			}
+			m[k] = fl.buf
+		}
+	}
+	return m
+}
+
+// md5Sum returns the MD5 of the bytes hashed so far followed by tail,
+// without changing the running state (a writer may go on appending).
+// Caller holds the ino lock with the pipe drained.
+func (f *File) md5Sum(tail []byte) string {
+	state, err := f.md5.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		return ""
+	}
+	h := md5.New()
+	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(state); err != nil {
+		return ""
+	}
+	h.Write(tail)
+	return hex.EncodeToString(h.Sum(nil))
+}
