@@ -1,37 +1,84 @@
 package synapse
 
 import (
+	"crypto/md5"
 	"encoding/hex"
+	"hash"
 	"io"
 	"sync"
 
 	md5simd "github.com/minio/md5-simd"
 )
 
-// Part MD5s are computed with md5-simd: one goroutine hashes the blocks of
-// up to 16 parts at once with AVX-512 (8 with AVX2) where crypto/md5 hashes
-// one stream per core, and the parts of an upload are sent PartConcurrency
-// at a time. crypto/md5 was most of the CPU an upload costs over raw PUTs of
-// the same bytes; md5-simd needs less than half of it (docs/benchmarks.md).
-// Without AVX2 md5-simd falls back to crypto/md5.
-var md5Server = sync.OnceValue(md5simd.NewServer)
+// Part MD5s of a multi-part upload are computed with md5-simd: one
+// goroutine hashes the blocks of up to 16 parts at once with AVX-512 (8
+// with AVX2) where crypto/md5 hashes one stream per core, and an upload
+// sends PartConcurrency parts at a time. crypto/md5 was most of the CPU an
+// upload costs over raw PUTs of the same bytes; md5-simd needs less than
+// half of it (docs/benchmarks.md). Without AVX2 md5-simd falls back to
+// crypto/md5.
+//
+// Each multi-part sendParts runs its own md5-simd server and closes it at
+// the end, and each of its workers keeps one hasher, reset for every part:
+// md5-simd v1.1.2 never forgets a closed hasher (its server keeps every
+// client it has seen and polls them all), so a server shared by the
+// process, or a hasher per part, would cost more with every part ever
+// sent. A single-part upload (every small file) uses crypto/md5.
 
-// hashingBody is a request body that hashes what it yields. Its MD5 is
-// final once exactly want bytes have been read. The transport may read
-// and close the body from its own goroutine, even after Do returns, so
-// every method locks.
+// partHasher is the hash a sendParts worker reuses for its parts.
+type partHasher interface {
+	hash.Hash
+	Close()
+}
+
+// partHashers hands out the hashers of one sendParts call.
+type partHashers struct {
+	srv md5simd.Server // nil: crypto/md5
+}
+
+func newPartHashers(parts int) *partHashers {
+	if parts < 2 {
+		return &partHashers{}
+	}
+	return &partHashers{srv: md5simd.NewServer()}
+}
+
+func (p *partHashers) get() partHasher {
+	if p.srv == nil {
+		return plainMD5{md5.New()}
+	}
+	return p.srv.NewHash()
+}
+
+// Close stops the server; every hasher must have been closed.
+func (p *partHashers) Close() {
+	if p.srv != nil {
+		p.srv.Close()
+	}
+}
+
+type plainMD5 struct{ hash.Hash }
+
+func (plainMD5) Close() {}
+
+// hashingBody is a request body that hashes what it yields with the
+// worker's hasher (reset first). Its MD5 is final once exactly want bytes
+// have been read. The transport may read and close the body from its own
+// goroutine, even after Do returns, so every method locks; once closed or
+// summed the body no longer touches the hasher, which the worker reuses.
 type hashingBody struct {
 	want int64
 
 	mu  sync.Mutex
 	r   io.Reader
-	h   md5simd.Hasher // nil once summed or closed
+	h   hash.Hash // nil once summed or closed
 	n   int64
 	sum string // lowercase hex, once n == want
 }
 
-func newHashingBody(r io.Reader, want int64) *hashingBody {
-	return &hashingBody{want: want, r: r, h: md5Server().NewHash()}
+func newHashingBody(r io.Reader, want int64, h hash.Hash) *hashingBody {
+	h.Reset()
+	return &hashingBody{want: want, r: r, h: h}
 }
 
 func (b *hashingBody) Read(p []byte) (int, error) {
@@ -46,21 +93,17 @@ func (b *hashingBody) Read(p []byte) (int, error) {
 		b.n += int64(k)
 		if b.n == b.want {
 			b.sum = hex.EncodeToString(b.h.Sum(nil))
-			b.h.Close()
 			b.h = nil
 		}
 	}
 	return k, err
 }
 
-// Close releases the hasher; the MD5 stays if it was complete.
+// Close lets go of the hasher; the MD5 stays if it was complete.
 func (b *hashingBody) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.h != nil {
-		b.h.Close()
-		b.h = nil
-	}
+	b.h = nil
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net/http"
 	"net/url"
@@ -329,6 +330,8 @@ func (c *Client) sendParts(ctx context.Context, uploadID string, parts []int64, 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	urls := newPartURLs(c, uploadID, parts)
+	hashers := newPartHashers(int(p.parts))
+	defer hashers.Close()
 	work := make(chan int64)
 	var (
 		wg       sync.WaitGroup
@@ -337,8 +340,10 @@ func (c *Client) sendParts(ctx context.Context, uploadID string, parts []int64, 
 	)
 	for range min(c.cfg.PartConcurrency, len(parts)) {
 		wg.Go(func() {
+			h := hashers.get()
+			defer h.Close()
 			for n := range work {
-				if err := c.sendPart(ctx, urls, uploadID, n, p); err != nil {
+				if err := c.sendPart(ctx, urls, uploadID, n, p, h); err != nil {
 					errOnce.Do(func() { firstErr = err; cancel() })
 				}
 			}
@@ -365,14 +370,14 @@ feed:
 
 // sendPart PUTs part n to its presigned URL and adds it, again after an
 // ADD_FAILED answer.
-func (c *Client) sendPart(ctx context.Context, urls *partURLs, uploadID string, n int64, p *uploadPlan) error {
+func (c *Client) sendPart(ctx context.Context, urls *partURLs, uploadID string, n int64, p *uploadPlan, h hash.Hash) error {
 	off := (n - 1) * p.partSize
 	length := min(p.partSize, p.req.Size-off)
 	var last error
 	for range maxPartTries {
 		// The part's MD5 is computed from the bytes as they are sent: one
 		// read of the source per part, not two.
-		sum, err := c.putPart(ctx, urls, n, p.req.Source, off, length)
+		sum, err := c.putPart(ctx, urls, n, p.req.Source, off, length, h)
 		if err != nil {
 			return err
 		}
@@ -431,13 +436,14 @@ func (c *Client) partMD5(ctx context.Context, src io.ReaderAt, off, length, n in
 // Transient failures are retried; the answer's status is returned as an
 // error of the matching kind (403 usually means the URL has expired).
 func (c *Client) PutPart(ctx context.Context, u *PartPresignedURL, src io.ReaderAt, off, length int64) error {
-	_, err := c.putPartSum(ctx, u, src, off, length)
+	_, err := c.putPartSum(ctx, u, src, off, length, md5.New())
 	return err
 }
 
 // putPartSum is PutPart that also returns the lowercase hex MD5 of the
 // bytes the successful attempt sent, or "" if it did not send them all.
-func (c *Client) putPartSum(ctx context.Context, u *PartPresignedURL, src io.ReaderAt, off, length int64) (string, error) {
+// h hashes the bytes; it is reset first and not used once this returns.
+func (c *Client) putPartSum(ctx context.Context, u *PartPresignedURL, src io.ReaderAt, off, length int64, h hash.Hash) (string, error) {
 	op := "PUT part " + strconv.FormatInt(u.PartNumber, 10)
 	hdr := http.Header{}
 	for k, v := range u.SignedHeaders {
@@ -448,7 +454,7 @@ func (c *Client) putPartSum(ctx context.Context, u *PartPresignedURL, src io.Rea
 		if last != nil {
 			last.Close() // an earlier attempt's, if the transport has not
 		}
-		last = newHashingBody(io.NewSectionReader(src, off, length), length)
+		last = newHashingBody(io.NewSectionReader(src, off, length), length, h)
 		return last
 	}, length)
 	if last != nil {
@@ -470,13 +476,13 @@ func (c *Client) putPartSum(ctx context.Context, u *PartPresignedURL, src io.Rea
 
 // putPart PUTs part n, refreshing its URL after a 403, and returns the MD5
 // of what it sent ("" when unknown).
-func (c *Client) putPart(ctx context.Context, urls *partURLs, n int64, src io.ReaderAt, off, length int64) (string, error) {
+func (c *Client) putPart(ctx context.Context, urls *partURLs, n int64, src io.ReaderAt, off, length int64, h hash.Hash) (string, error) {
 	for refresh := 0; ; refresh++ {
 		u, err := urls.get(ctx, n)
 		if err != nil {
 			return "", err
 		}
-		sum, err := c.putPartSum(ctx, &u, src, off, length)
+		sum, err := c.putPartSum(ctx, &u, src, off, length, h)
 		var re *remote.Error
 		if err != nil && errors.As(err, &re) && re.Status == http.StatusForbidden && refresh < maxURLRefreshes {
 			urls.invalidate(n, u.UploadPresignedURL)
