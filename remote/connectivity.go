@@ -109,28 +109,22 @@ func (c *Connectivity) Changed() <-chan struct{} {
 }
 
 // Err returns the error of a call op refused because Synapse is
-// unreachable: kind ErrOffline (which matches ErrTransient), with the
-// failure that made it so as the reason.
+// unreachable: kind ErrOffline (which matches ErrTransient), or
+// ErrTokenRefused while Synapse refuses the token, with the failure that
+// made it so as the reason.
 func (c *Connectivity) Err(op string) error {
 	st := c.State()
+	reason, kind := "Synapse is unreachable", ErrOffline
 	if st.TokenRefused {
-		reason := "Synapse refuses the access token"
-		if !st.Since.IsZero() {
-			reason += " since " + st.Since.Format(time.TimeOnly)
-		}
-		if st.LastErr != "" {
-			reason += " (" + st.LastErr + ")"
-		}
-		return &Error{Op: op, Reason: reason, Kind: ErrTokenRefused}
+		reason, kind = "Synapse refuses the access token", ErrTokenRefused
 	}
-	reason := "Synapse is unreachable"
 	if !st.Since.IsZero() {
 		reason += " since " + st.Since.Format(time.TimeOnly)
 	}
 	if st.LastErr != "" {
 		reason += " (" + st.LastErr + ")"
 	}
-	return &Error{Op: op, Reason: reason, Kind: ErrOffline}
+	return &Error{Op: op, Reason: reason, Kind: kind}
 }
 
 // Succeeded records that Synapse answered a call (any HTTP status other
