@@ -60,8 +60,8 @@ func parseMountinfo(line string) (Mount, bool) {
 	if len(a) < 5 || len(b) < 3 || b[0] != "fuse.synfs" {
 		return Mount{}, false
 	}
-	m := Mount{Dir: unescape(a[4]), UID: -1}
-	if src := unescape(b[1]); strings.HasPrefix(src, FSNamePrefix) {
+	m := Mount{Dir: UnescapeMountinfo(a[4]), UID: -1}
+	if src := UnescapeMountinfo(b[1]); strings.HasPrefix(src, FSNamePrefix) {
 		m.CacheDir = strings.TrimPrefix(src, FSNamePrefix)
 	}
 	for _, o := range strings.Split(b[2], ",") {
@@ -74,8 +74,9 @@ func parseMountinfo(line string) (Mount, bool) {
 	return m, true
 }
 
-// unescape undoes the kernel's octal escapes (\040 for a space).
-func unescape(s string) string {
+// UnescapeMountinfo undoes the kernel's octal escapes in a field of
+// /proc/self/mountinfo (\040 for a space).
+func UnescapeMountinfo(s string) string {
 	if !strings.Contains(s, `\`) {
 		return s
 	}

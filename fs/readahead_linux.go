@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/synfs/synfs/control"
 )
 
 // readaheadKB is the kernel's read-ahead window that synfs asks for on its
@@ -52,7 +54,7 @@ func mountDevice(dir string) (string, error) {
 	for sc.Scan() {
 		// ID parent major:minor root mountpoint options ...
 		fields := strings.Fields(sc.Text())
-		if len(fields) >= 5 && unescapeMountinfo(fields[4]) == abs {
+		if len(fields) >= 5 && control.UnescapeMountinfo(fields[4]) == abs {
 			dev = fields[2] // the last mount on dir is the one on top
 		}
 	}
@@ -63,23 +65,4 @@ func mountDevice(dir string) (string, error) {
 		return "", fmt.Errorf("%s is not in /proc/self/mountinfo", abs)
 	}
 	return dev, nil
-}
-
-// unescapeMountinfo undoes mountinfo's octal escapes (\040 for a space, ...).
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
