@@ -253,10 +253,8 @@ func (s *Store) UpdateFolder(ino uint64, fn func(f *Folder) error) error {
 		if err := fn(f); err != nil {
 			return err
 		}
-		if owner, err := getIndex(txn, oldKey); err == nil && owner == ino {
-			if err := txn.Delete(oldKey); err != nil {
-				return err
-			}
+		if err := deleteKeyIfOwned(txn, oldKey, ino); err != nil {
+			return err
 		}
 		if f.EntityID == "" {
 			if err := takenLocked(txn, f.ParentID, f.Name, ino); err != nil {
@@ -283,11 +281,8 @@ func (s *Store) RemoveFolder(ino uint64) error {
 		if err != nil {
 			return err
 		}
-		k := folderIndexKey(f.ParentID, f.Name)
-		if owner, err := getIndex(txn, k); err == nil && owner == ino {
-			if err := txn.Delete(k); err != nil {
-				return err
-			}
+		if err := deleteKeyIfOwned(txn, folderIndexKey(f.ParentID, f.Name), ino); err != nil {
+			return err
 		}
 		return txn.Delete(folderKey(ino))
 	})

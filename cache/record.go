@@ -160,15 +160,20 @@ func getIndex(txn *badger.Txn, key []byte) (uint64, error) {
 // deleteIndexIfOwned deletes the index entry of rec's location if it points
 // at rec.
 func deleteIndexIfOwned(txn *badger.Txn, rec *Record) error {
-	k := indexKey(rec.ParentID, rec.Name)
-	ino, err := getIndex(txn, k)
+	return deleteKeyIfOwned(txn, indexKey(rec.ParentID, rec.Name), rec.Ino)
+}
+
+// deleteKeyIfOwned deletes index entry k if it names ino: a name another
+// file or folder has taken since stays theirs.
+func deleteKeyIfOwned(txn *badger.Txn, k []byte, ino uint64) error {
+	owner, err := getIndex(txn, k)
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	if ino != rec.Ino {
+	if owner != ino {
 		return nil
 	}
 	return txn.Delete(k)
