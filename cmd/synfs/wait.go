@@ -51,13 +51,13 @@ func cmdWait(args []string) int {
 // waitProgress shows how far a wait is: a bar on a terminal, plain lines
 // every 10 s otherwise.
 type waitProgress struct {
-	p            *mpb.Progress
-	bar          *mpb.Bar
-	files, total int
-	arrived      int
-	lastLine     time.Time
-	start        time.Time
-	quiet        bool
+	p        *mpb.Progress
+	bar      *mpb.Bar
+	total    int
+	arrived  int
+	lastLine time.Time
+	start    time.Time
+	quiet    bool
 }
 
 func newWaitProgress(files int, bytes int64, quiet bool) *waitProgress {
