@@ -56,8 +56,16 @@ func TestRefusedTokenPausesThenReloads(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	// wait does not report a failure: the files wait (timeout, exit 3).
-	if code, _, errOut := synfsOut(t, "wait", "--timeout", "1s", mnt); code != 3 {
+	// Meanwhile synfs sends nothing but its probes (backing off from 1 s),
+	// which ask whose the token is.
+	before := em.RequestCounts()
+	if code, _, errOut := synfsOut(t, "wait", "--timeout", "2s", mnt); code != 3 {
 		t.Fatalf("wait while the token is refused: exit %d, want 3 (timeout)\n%s", code, errOut)
+	}
+	calls := em.RequestCounts().Sub(before)
+	t.Logf("REST calls while the token is refused, over 2 s: %v", calls)
+	if probes := calls["GET /repo/v1/userProfile"]; calls.Total() != probes || probes > 3 {
+		t.Errorf("REST calls while the token is refused, over 2 s: %v; want only probes (GET /userProfile), at most 3", calls)
 	}
 
 	const newToken = "tok-Rx22-secret-0415"
