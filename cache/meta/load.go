@@ -62,6 +62,13 @@ func (c *Cache) start(parentID string, fetch Fetch) *flight {
 	if f := c.flights[parentID]; f != nil {
 		return f
 	}
+	// A fetch may have finished between the caller's look at the cache and
+	// here (run adds its answer under fmu): do not fetch a fresh listing again.
+	if l, ok := c.lists.Get(parentID); ok && c.now().Sub(l.fetched) < c.ttl {
+		f := &flight{done: make(chan struct{}), l: l}
+		close(f.done)
+		return f
+	}
 	f := &flight{done: make(chan struct{})}
 	c.flights[parentID] = f
 	c.fetches++
