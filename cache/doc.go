@@ -1,5 +1,6 @@
 // Package cache is synfs's durable write cache: files written under the
-// mount are staged here, in Badger, until the flusher has uploaded them.
+// mount are staged here until the flusher has uploaded them: their bytes in
+// the arena file (arena.go), everything else in Badger.
 // It is the only package that imports Badger.
 //
 // A staged file is identified by an ino allocated by the Store. Its bytes
@@ -15,9 +16,13 @@
 // place that builds or parses keys.
 //
 //	f/<ino:8>                 record: JSON of Record (with Upload inline)
-//	c/<ino:8><chunk:8>        chunk: bytes [chunk·ChunkSize, …) of the file,
+//	b/<ino:8><chunk:8>        chunk pointer: arena slot (8 bytes) and length
+//	                          (4) of bytes [chunk·ChunkSize, …) of the file,
 //	                          at most ChunkSize, cut at the size when written;
-//	                          a missing chunk or a short one reads as zeros
+//	                          a missing chunk, or bytes past the length, read
+//	                          as zeros
+//	c/<ino:8><chunk:8>        the chunk's bytes, as synfs kept them before the
+//	                          arena; moved into the arena at Open
 //	x/<parentID>\x00<name>    index: the ino staged at that location (8 bytes);
 //	                          a prefix scan of x/<parentID>\x00 lists a folder
 //	d/<ino:8>                 pending marker, empty value: present exactly when
@@ -56,11 +61,12 @@
 //
 // Used counts the staged bytes (file sizes) against Options.MaxSize; a write
 // that would exceed it waits for Finish or Remove to free space, then fails
-// with ErrNoSpace after Options.SpaceWait. Deleted chunks are reclaimed from
-// Badger's value log by a garbage collector owned by the Store, on a ticker
-// and after every 64 MiB deleted. Because Badger learns that a value is
-// garbage only when compaction meets its deletion, the collector first
-// forces a memtable flush and level-0 compaction.
+// with ErrNoSpace after Options.SpaceWait. A deleted chunk's arena slot is
+// punched out at once. Badger's own garbage (records) is reclaimed by a
+// garbage collector owned by the Store, on a ticker and after every 64 MiB
+// deleted. Because Badger learns that a value is garbage only when
+// compaction meets its deletion, the collector first forces a memtable
+// flush and level-0 compaction.
 //
 // # Locking
 //
@@ -68,8 +74,9 @@
 // lock serialises every change to one file's record and chunks, including
 // the File's in-memory state; Store.mu guards the tables of open files and
 // locks and the space accounting. Badger calls are made under the per-ino
-// lock but never under Store.mu. A file's pipe (pipe.go) commits whole
-// chunks from its own goroutine without the per-ino lock; its mutex is a
-// leaf, and every holder of the per-ino lock that touches the file's chunks
-// in Badger drains the pipe first.
+// lock but never under Store.mu. A file's pipe (pipe.go) writes and commits
+// whole chunks from its own goroutine without the per-ino lock; its mutex is
+// a leaf, and every holder of the per-ino lock that touches the file's
+// chunks drains the pipe first. File.smu (the file's chunk slots) and the
+// arena's slot allocator (slots.mu) are leaves too.
 package cache

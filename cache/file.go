@@ -5,6 +5,7 @@ import (
 	"errors"
 	"hash"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,17 +38,21 @@ type File struct {
 	refs     int
 	pending  map[int64][]byte // chunk number → ChunkSize buffer; zero beyond size
 	md5      hash.Hash        // running MD5 of bytes [0, hashOff); the pipe's while it has work
-	md5OK    bool             // writes so far were sequential from 0, so md5Off == size
-	md5Off   int64
-	hashOff  int64 // bytes given to md5 (whole chunks, through the pipe)
-	pipe     pipe  // whole chunks on their way to Badger (pipe.go)
-	marked   bool  // the record on disk is StateOpen with MD5 ""
-	pstate   State // state of the record on disk
-	acct     int64 // bytes of this file counted in Store.used
-	done     bool  // uploaded while open; bytes kept for the handles only
-	reindex  bool  // re-add the index entry at the next flush (after done)
-	unlinked bool  // unlinked while open (Store.Remove): never uploaded, deleted at the last Release
-	released bool  // the last handle was released
+	md5OK    bool             // every byte so far was written once (hashorder.go)
+	md5Off   int64            // bytes [0, md5Off) are written
+	spans    []span           // written ranges past md5Off, in order
+	ahead    map[int64][]byte // whole chunks past hashOff, waiting for the ones before
+	hashOff  int64            // bytes given to md5 (whole chunks, through the pipe)
+	pipe     pipe             // whole chunks on their way to the arena (pipe.go)
+	smu      sync.Mutex       // protects slots; a leaf
+	slots    map[int64]uint64 // arena slot of each chunk this File wrote or looked up (arena.go)
+	marked   bool             // the record on disk is StateOpen with MD5 ""
+	pstate   State            // state of the record on disk
+	acct     int64            // bytes of this file counted in Store.used
+	done     bool             // uploaded while open; bytes kept for the handles only
+	reindex  bool             // re-add the index entry at the next flush (after done)
+	unlinked bool             // unlinked while open (Store.Remove): never uploaded, deleted at the last Release
+	released bool             // the last handle was released
 	// werr is the first write failure since the content was last
 	// replaced (truncate to 0). Once set, writes fail with it at once and
 	// the record is held as StateFailed with Incomplete set.
@@ -86,6 +91,7 @@ func (s *Store) newFile(rec *Record) *File {
 		ino:     ino,
 		refs:    1,
 		pending: make(map[int64][]byte),
+		slots:   make(map[int64]uint64),
 		marked:  rec.State == StateOpen && rec.MD5 == "",
 		pstate:  rec.State,
 		acct:    rec.Size,
@@ -98,13 +104,15 @@ func (s *Store) newFile(rec *Record) *File {
 	f.size.Store(rec.Size)
 	f.mtime.Store(rec.Mtime.UnixNano())
 	if rec.Size == 0 {
-		f.md5, f.md5OK = md5.New(), true
+		f.resetMD5Locked()
 	}
 	s.mu.Lock()
 	s.files[ino] = f
 	s.mu.Unlock()
 	return f
 }
+
+func newMD5() hash.Hash { return md5.New() }
 
 // Ino returns the file's ino.
 func (f *File) Ino() uint64 { return f.ino }
@@ -176,7 +184,7 @@ func (f *File) readLocked(p []byte, off int64) error {
 			} else if b, ok := flying[k]; ok {
 				copy(dst, b[in:in+n])
 			} else {
-				if err := readChunk(txn, f.ino, k, in, dst); err != nil {
+				if err := f.s.readChunk(txn, f.ino, k, in, dst); err != nil {
 					return err
 				}
 			}

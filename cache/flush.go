@@ -2,7 +2,6 @@ package cache
 
 import (
 	"context"
-	"crypto/md5"
 	"errors"
 	"time"
 
@@ -121,8 +120,8 @@ func (f *File) Flush() error {
 	return nil
 }
 
-// Sync is Flush followed by a sync of Badger to disk: when it returns
-// the file's bytes survive a power loss.
+// Sync is Flush followed by a sync of the arena and Badger to disk: when
+// it returns the file's bytes survive a power loss.
 func (f *File) Sync() error {
 	if err := f.Flush(); err != nil {
 		return err
@@ -132,6 +131,9 @@ func (f *File) Sync() error {
 		return err
 	}
 	defer done()
+	if err := f.s.arena.Sync(); err != nil {
+		return err
+	}
 	return f.s.db.Sync()
 }
 
@@ -187,14 +189,14 @@ func (f *File) Truncate(ctx context.Context, size int64) error {
 			return f.failWriteLocked(err)
 		}
 		f.touchLocked()
-		f.md5OK = false
+		f.dropMD5Locked()
 		return nil
 	}
 	f.touchLocked()
 	if size == 0 {
-		f.md5, f.md5OK, f.md5Off, f.hashOff = md5.New(), true, 0, 0
+		f.resetMD5Locked()
 	} else {
-		f.md5OK = false
+		f.dropMD5Locked()
 	}
 	s := f.s
 	cs := s.chunk

@@ -10,7 +10,8 @@ import (
 // package comment describes each table.
 const (
 	tabRecord  = 'f' // f/<ino:8>                 → record (JSON)
-	tabChunk   = 'c' // c/<ino:8><chunk:8>        → file bytes of one chunk
+	tabChunk   = 'c' // c/<ino:8><chunk:8>        → file bytes of one chunk (before the arena; moved at Open)
+	tabBlock   = 'b' // b/<ino:8><chunk:8>        → chunkPtr: where the chunk's bytes are in the arena
 	tabIndex   = 'x' // x/<parentID>\x00<name>    → ino:8
 	tabPending = 'd' // d/<ino:8>                 → empty: the record needs uploading
 	tabCounter = 'i' // i/next                    → next unallocated ino:8
@@ -106,6 +107,25 @@ func parseRecordKey(k []byte) (uint64, bool) { return parseInoKey(tabRecord, k) 
 
 // parsePendingKey returns the ino of a d/ key.
 func parsePendingKey(k []byte) (uint64, bool) { return parseInoKey(tabPending, k) }
+
+// blockPrefix is b/<ino>, the prefix of all of ino's chunk pointers.
+func blockPrefix(ino uint64) []byte { return inoKey(tabBlock, ino) }
+
+// blockKey is b/<ino><chunk>.
+func blockKey(ino uint64, chunk int64) []byte {
+	k := chunkKey(ino, chunk)
+	k[0] = tabBlock
+	return k
+}
+
+// parseBlockKey returns the ino and chunk number of a b/ key.
+func parseBlockKey(k []byte) (ino uint64, chunk int64, ok bool) {
+	if len(k) != 18 || k[0] != tabBlock {
+		return 0, 0, false
+	}
+	c := append([]byte{tabChunk}, k[1:]...)
+	return parseChunkKey(c)
+}
 
 // parseChunkKey returns the ino and chunk number of a c/ key.
 func parseChunkKey(k []byte) (ino uint64, chunk int64, ok bool) {

@@ -25,10 +25,11 @@ type Options struct {
 	// ErrNoSpace. Default 30s.
 	SpaceWait time.Duration
 	// ChunkSize is the size of the chunks file bytes are stored in. Default
-	// and maximum 1 MiB (Badger's largest in-memory value).
+	// and maximum 1 MiB (the size of an arena slot).
 	ChunkSize int
 	// GCInterval is the period of the value-log garbage collector. Default 1
-	// minute. GC also runs after 64 MiB have been freed.
+	// minute. GC also runs after chunks kept in Badger by an older synfs
+	// were moved into the arena at Open.
 	GCInterval time.Duration
 	// SyncWrites makes every Badger write durable before it returns. Default
 	// false: File.Sync is the explicit durability point.

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -31,7 +32,7 @@ const maxInFlight = 16
 type pipe struct {
 	mu      sync.Mutex // protects the fields below; a leaf
 	room    sync.Cond  // signalled whenever busy drops
-	queue   []pipeJob
+	queue   []*pipeJob
 	busy    int // jobs queued or being worked on
 	running bool
 	// chunks holds the newest buffer handed over for each chunk number
@@ -42,9 +43,15 @@ type pipe struct {
 }
 
 type pipeJob struct {
-	k    int64
-	buf  []byte // the chunk's bytes; never changed after the hand-over
-	hash bool   // add buf to the running MD5 first
+	k     int64
+	buf   []byte // the chunk's bytes; never changed after the hand-over
+	hash  bool   // add buf to the running MD5
+	fresh bool   // its arena slot is new: forgotten if the commit fails
+	keep  bool   // buf is kept for a later hash: never reused
+	// hashOnly: buf only goes to the running MD5; it was written before.
+	hashOnly bool
+	left     atomic.Int32 // stages (write and commit; hash) not yet over
+	failed   atomic.Bool
 }
 
 type flight struct {
@@ -53,9 +60,34 @@ type flight struct {
 }
 
 // handOffLocked gives whole chunk k to the pipe. hash says it continues the
-// running MD5. Caller holds the ino lock and has already marked the record
-// (the chunk must never reach Badger before the mark).
-func (f *File) handOffLocked(k int64, buf []byte, hash bool) {
+// running MD5; keep, that the buffer is kept for a later hash
+// (hashorder.go) and must not be reused. Caller holds the ino lock and has
+// already marked the record (the chunk must never reach the arena before
+// the mark).
+func (f *File) handOffLocked(k int64, buf []byte, hash, keep bool) {
+	p := f.pipeWaitLocked()
+	p.queue = append(p.queue, &pipeJob{k: k, buf: buf, hash: hash, keep: keep})
+	fl := p.chunks[k]
+	if fl == nil {
+		fl = &flight{}
+		p.chunks[k] = fl
+	}
+	fl.buf = buf
+	fl.refs++
+	f.startPipe()
+}
+
+// handOffHashLocked gives the pipe a chunk to add to the running MD5 only:
+// one kept by hashChunkLocked, whose bytes were handed over before.
+func (f *File) handOffHashLocked(buf []byte) {
+	p := f.pipeWaitLocked()
+	p.queue = append(p.queue, &pipeJob{k: -1, buf: buf, hash: true, hashOnly: true, keep: true})
+	f.startPipe()
+}
+
+// pipeWaitLocked locks the pipe, waits for room in it and counts one more
+// job. startPipe unlocks it.
+func (f *File) pipeWaitLocked() *pipe {
 	p := &f.pipe
 	p.mu.Lock()
 	if p.room.L == nil {
@@ -65,15 +97,13 @@ func (f *File) handOffLocked(k int64, buf []byte, hash bool) {
 	for p.busy >= maxInFlight {
 		p.room.Wait()
 	}
-	p.queue = append(p.queue, pipeJob{k: k, buf: buf, hash: hash})
 	p.busy++
-	fl := p.chunks[k]
-	if fl == nil {
-		fl = &flight{}
-		p.chunks[k] = fl
-	}
-	fl.buf = buf
-	fl.refs++
+	return p
+}
+
+// startPipe starts the pipe's goroutine unless it runs, and unlocks the pipe.
+func (f *File) startPipe() {
+	p := &f.pipe
 	if !p.running {
 		p.running = true
 		go f.runPipe()
@@ -81,19 +111,22 @@ func (f *File) handOffLocked(k int64, buf []byte, hash bool) {
 	p.mu.Unlock()
 }
 
-// runPipe works through the queue, then ends. It hashes each chunk and
-// adds it to a transaction; a transaction is sent to Badger when it is
-// full (Badger's batch limit, two chunks with the memtables of
-// Options.badger) or the queue is empty, and committed asynchronously
-// (CommitWith), so that the next chunks are hashed while Badger writes.
-// Badger applies commits in the order they are sent, so two copies of one
-// chunk land in order. A job is done when its commit is.
+// runPipe works through the queue, then ends. Each chunk goes through two
+// stages side by side: this goroutine writes it into the arena and adds
+// its pointer to a transaction, while a hashing goroutine adds the chunks
+// that continue the running MD5 to it, in order. A transaction is sent to
+// Badger when it is full or the queue is empty, and committed
+// asynchronously (CommitWith). Badger applies commits in the order they
+// are sent, so two copies of one chunk land in order. A job is done when
+// its commit, and its hash if it has one, are.
 func (f *File) runPipe() {
 	p := &f.pipe
 	var (
 		txn   *badger.Txn
-		group []pipeJob
+		group []*pipeJob
 		leave func()
+		hashq chan *pipeJob
+		hdone chan struct{}
 	)
 	send := func() {
 		if txn == nil {
@@ -101,13 +134,25 @@ func (f *File) runPipe() {
 		}
 		t, g, l := txn, group, leave
 		txn, group, leave = nil, nil, nil
-		t.CommitWith(func(err error) { l(); f.finishJobs(g, err) })
+		t.CommitWith(func(err error) {
+			l()
+			for _, j := range g {
+				f.stageDone(j, err)
+			}
+		})
 	}
 	for {
 		p.mu.Lock()
 		if len(p.queue) == 0 {
 			p.mu.Unlock()
 			send()
+			if hashq != nil {
+				// The next run's hasher must not start before this
+				// one has hashed everything it was given.
+				close(hashq)
+				<-hdone
+				hashq = nil
+			}
 			p.mu.Lock()
 			if len(p.queue) == 0 {
 				// Only now: a new goroutine must not send before this one.
@@ -121,16 +166,34 @@ func (f *File) runPipe() {
 		failed := p.err != nil
 		p.mu.Unlock()
 
+		j.left.Store(1)
 		if failed {
-			f.finishJobs([]pipeJob{j}, nil)
+			f.stageDone(j, nil)
 			continue
+		}
+		if j.hashOnly {
+			j.left.Store(0)
 		}
 		if j.hash {
 			// The running MD5 belongs to the pipe while it has work
 			// (drainLocked hands it back).
-			f.md5.Write(j.buf)
+			j.left.Add(1)
+			if hashq == nil {
+				hashq, hdone = make(chan *pipeJob, maxInFlight), make(chan struct{})
+				go f.runHasher(hashq, hdone)
+			}
+			hashq <- j
+			if j.hashOnly {
+				continue
+			}
 		}
-		e := badger.NewEntry(chunkKey(f.ino, j.k), j.buf)
+		ptr, fresh, err := f.writeChunk(j.k, j.buf)
+		j.fresh = fresh
+		if err != nil {
+			f.stageDone(j, err)
+			continue
+		}
+		e := badger.NewEntry(blockKey(f.ino, j.k), ptr)
 		if txn != nil {
 			err := txn.SetEntry(e)
 			if err == nil {
@@ -138,14 +201,14 @@ func (f *File) runPipe() {
 				continue
 			}
 			if !errors.Is(err, badger.ErrTxnTooBig) {
-				f.finishJobs([]pipeJob{j}, err)
+				f.stageDone(j, err)
 				continue
 			}
 			send()
 		}
 		l, err := f.s.enterWrite()
 		if err != nil {
-			f.finishJobs([]pipeJob{j}, err)
+			f.stageDone(j, err)
 			continue
 		}
 		txn, leave = f.s.db.NewTransaction(true), l
@@ -153,35 +216,59 @@ func (f *File) runPipe() {
 			txn.Discard()
 			txn, leave = nil, nil
 			l()
-			f.finishJobs([]pipeJob{j}, err)
+			f.stageDone(j, err)
 			continue
 		}
 		group = append(group, j)
 	}
 }
 
-// finishJobs records that jobs are done, err their outcome.
-func (f *File) finishJobs(jobs []pipeJob, err error) {
+// runHasher adds the chunks it is given to the running MD5, in order.
+func (f *File) runHasher(q <-chan *pipeJob, done chan<- struct{}) {
+	for j := range q {
+		f.md5.Write(j.buf)
+		f.stageDone(j, nil)
+	}
+	close(done)
+}
+
+// stageDone records that one stage of job j is over, err its outcome; the
+// last one finishes the job.
+func (f *File) stageDone(j *pipeJob, err error) {
+	p := &f.pipe
+	if err != nil {
+		p.mu.Lock()
+		if p.err == nil {
+			p.err = err
+		}
+		p.mu.Unlock()
+		if j.fresh {
+			f.unclaim([]int64{j.k})
+		}
+		j.failed.Store(true)
+	}
+	if j.left.Add(-1) == 0 {
+		f.finishJob(j)
+	}
+}
+
+// finishJob records that job j is done.
+func (f *File) finishJob(j *pipeJob) {
 	p := &f.pipe
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err != nil && p.err == nil {
-		p.err = err
-	}
-	for _, j := range jobs {
-		if fl := p.chunks[j.k]; fl != nil {
-			if fl.refs--; fl.refs == 0 {
-				delete(p.chunks, j.k)
-			}
+	if fl := p.chunks[j.k]; fl != nil && !j.hashOnly {
+		if fl.refs--; fl.refs == 0 {
+			delete(p.chunks, j.k)
 		}
-		if err == nil && (p.chunks[j.k] == nil || &p.chunks[j.k].buf[0] != &j.buf[0]) && len(p.free) < maxInFlight {
-			// Badger has copied the bytes, and no reader can still see
-			// the buffer: readers take it only under the ino lock, which
-			// reuse (takeBuf) needs too.
-			p.free = append(p.free, j.buf)
-		}
-		p.busy--
 	}
+	if !j.failed.Load() && !j.keep && (p.chunks[j.k] == nil || &p.chunks[j.k].buf[0] != &j.buf[0]) && len(p.free) < maxInFlight {
+		// The arena has the bytes, the MD5 has them, and no reader can
+		// still see the buffer: readers take it only under the ino lock,
+		// which reuse (takeBuf) needs too.
+		p.free = append(p.free, j.buf)
+	}
+	p.busy--
 	p.room.Broadcast()
 }
 

@@ -3,6 +3,7 @@ package cache
 import (
 	"crypto/md5"
 	"encoding/hex"
+	"errors"
 	"io"
 
 	"github.com/dgraph-io/badger/v4"
@@ -66,7 +67,7 @@ func (r *genReader) ReadAt(p []byte, off int64) (int, error) {
 			k := pos / cs
 			in := pos - k*cs
 			n := min(cs-in, off+want-pos)
-			if err := readChunk(txn, r.ino, k, in, p[pos-off:pos-off+n]); err != nil {
+			if err := s.readChunk(txn, r.ino, k, in, p[pos-off:pos-off+n]); err != nil {
 				return err
 			}
 			pos += n
@@ -75,6 +76,18 @@ func (r *genReader) ReadAt(p []byte, off int64) (int, error) {
 	})
 	if err != nil {
 		return 0, err
+	}
+	// The chunk bytes are read outside the snapshot: a slot freed by a
+	// truncate or removal since may hold another file's bytes by now.
+	// Either bumps the generation or deletes the record before freeing.
+	rec, err := s.readRecord(r.ino)
+	switch {
+	case errors.Is(err, ErrNotFound) || (err == nil && rec.Unlinked):
+		return 0, ErrNotFound
+	case err != nil:
+		return 0, err
+	case rec.Gen != r.gen || rec.State == StateDone:
+		return 0, ErrChanged
 	}
 	// A file with open handles may have written chunks after its last
 	// flush; its generation tells. Checked after the read, because writers

@@ -64,10 +64,10 @@ func (s *Store) recover() error {
 			}
 		}
 		// Chunks whose record is gone: a removal interrupted by a crash.
-		cit := txn.NewIterator(badger.IteratorOptions{Prefix: tablePrefix(tabChunk)})
+		cit := txn.NewIterator(badger.IteratorOptions{Prefix: tablePrefix(tabBlock)})
 		defer cit.Close()
 		for cit.Rewind(); cit.Valid(); {
-			ino, _, ok := parseChunkKey(cit.Item().Key())
+			ino, _, ok := parseBlockKey(cit.Item().Key())
 			if !ok {
 				cit.Next()
 				continue
@@ -75,7 +75,7 @@ func (s *Store) recover() error {
 			if !haveRec[ino] {
 				orphans = append(orphans, ino)
 			}
-			cit.Seek(chunkPrefix(ino + 1))
+			cit.Seek(blockPrefix(ino + 1))
 		}
 		return nil
 	})

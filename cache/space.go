@@ -21,6 +21,7 @@ type StoreStats struct {
 	Waiting   int           // writes waiting for space
 	LSMBytes  int64         // on-disk size of Badger's tables (0 in memory)
 	VlogBytes int64         // on-disk size of Badger's value log (0 in memory)
+	DataBytes int64         // storage the arena's chunk bytes take (arena.go)
 }
 
 // Dir returns the cache directory ("" in memory).
@@ -64,6 +65,7 @@ func (s *Store) Stats() StoreStats {
 	if !s.o.InMemory {
 		st.LSMBytes, st.VlogBytes = dirSizes(s.o.Dir)
 	}
+	st.DataBytes = s.arena.Allocated()
 	return st
 }
 

@@ -292,19 +292,32 @@ func (s *Store) deleteAll(rec *Record) error {
 	return s.deleteChunksFrom(rec.Ino, 0)
 }
 
-// deleteChunksFrom deletes ino's chunks numbered from and up.
+// deleteChunksFrom deletes ino's chunks numbered from and up: their
+// pointers, then their arena slots. Caller holds ino's lock (or is
+// recover), with the pipe of ino's open File drained.
 func (s *Store) deleteChunksFrom(ino uint64, from int64) error {
 	var keys [][]byte
-	var bytes int64
+	var freed []uint64
 	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: chunkPrefix(ino)})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: blockPrefix(ino), PrefetchValues: true, PrefetchSize: 64})
 		defer it.Close()
-		for it.Seek(chunkKey(ino, from)); it.Valid(); it.Next() {
+		for it.Seek(blockKey(ino, from)); it.Valid(); it.Next() {
 			keys = append(keys, it.Item().KeyCopy(nil))
-			bytes += it.Item().ValueSize()
+			err := it.Item().Value(func(v []byte) error {
+				p, err := decodeChunkPtr(v)
+				if err == nil {
+					freed = append(freed, p.slot)
+				}
+				return err
+			})
+			if err != nil {
+				return err
+			}
 		}
 		return nil
 	})
+	// The open File must not write into a slot about to be freed.
+	s.openFile(ino).forgetSlots(from)
 	if err != nil || len(keys) == 0 {
 		return err
 	}
@@ -319,7 +332,7 @@ func (s *Store) deleteChunksFrom(ino uint64, from int64) error {
 	if err != nil {
 		return err
 	}
-	s.noteFreed(bytes)
+	s.freeSlots(freed)
 	return nil
 }
 

@@ -39,6 +39,8 @@ var (
 // taken by callers, and no network call happens below the Store.
 type Store struct {
 	db    *badger.DB
+	arena arena // chunk bytes (arena.go)
+	slots slots // free and used slots of the arena
 	o     Options
 	log   *slog.Logger
 	chunk int64
@@ -166,7 +168,17 @@ func Open(o Options) (*Store, error) {
 		s.unlockDir()
 		return nil, fmt.Errorf("cache: open %s: %w", o.Dir, err)
 	}
-	if err := s.recover(); err != nil {
+	if o.InMemory {
+		s.arena = &memArena{slots: map[int64][]byte{}}
+	} else if s.arena, err = openFileArena(o.Dir); err != nil {
+		s.db.Close()
+		s.unlockDir()
+		return nil, err
+	}
+	// The arena's slots first (recover frees some), then chunks an
+	// earlier synfs kept in Badger, then the records.
+	if err := errors.Join(s.recoverArena(), s.migrateChunks(), s.recover()); err != nil {
+		s.arena.Close()
 		s.db.Close()
 		s.unlockDir()
 		return nil, err
@@ -269,6 +281,9 @@ func (s *Store) Close() error {
 		return gone
 	}
 	if err := s.db.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := s.arena.Close(); err != nil {
 		errs = append(errs, err)
 	}
 	s.unlockDir()

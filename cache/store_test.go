@@ -416,7 +416,7 @@ func countChunks(t *testing.T, s *Store, ino uint64) int {
 	t.Helper()
 	n := 0
 	err := s.db.View(func(txn *badgerTxn) error {
-		it := txn.NewIterator(badgerIterOpts(chunkPrefix(ino)))
+		it := txn.NewIterator(badgerIterOpts(blockPrefix(ino)))
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			n++

@@ -82,27 +82,6 @@ func (f *File) chunkBufLocked(k, limit int64, whole bool) ([]byte, error) {
 	return b, nil
 }
 
-// readChunk copies chunk k's bytes from offset in into dst, and zeros the
-// part of dst the chunk does not cover.
-func readChunk(txn *badger.Txn, ino uint64, k, in int64, dst []byte) error {
-	item, err := txn.Get(chunkKey(ino, k))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		clear(dst)
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	return item.Value(func(v []byte) error {
-		n := 0
-		if in < int64(len(v)) {
-			n = copy(dst, v[in:])
-		}
-		clear(dst[n:])
-		return nil
-	})
-}
-
 // WriteAt writes p at off. It waits (up to SpaceWait, or until ctx is done)
 // when MaxSize would be exceeded, then fails with ErrNoSpace.
 func (f *File) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
@@ -138,12 +117,8 @@ func (f *File) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
 		return 0, f.failWriteLocked(err)
 	}
 	f.touchLocked()
-	if f.md5OK {
-		if off == f.md5Off {
-			f.md5Off = end
-		} else {
-			f.md5OK = false
-		}
+	if f.md5OK && !f.noteWrittenLocked(off, end) {
+		f.dropMD5Locked()
 	}
 	cs := f.s.chunk
 	for pos := off; pos < end; {
@@ -177,15 +152,12 @@ func (f *File) completeLocked(k int64, b []byte) error {
 	if err := f.markLocked(); err != nil {
 		return err
 	}
-	cs := f.s.chunk
-	hash := f.md5OK && k*cs == f.hashOff
-	if hash {
-		f.hashOff += cs
-	} else if f.md5OK {
-		f.md5OK = false // not the next chunk of a sequential stream
-	}
+	hash, keep := f.hashChunkLocked(k, b)
 	delete(f.pending, k)
-	f.handOffLocked(k, b, hash)
+	f.handOffLocked(k, b, hash, keep)
+	if hash {
+		f.hashAheadLocked()
+	}
 	return nil
 }
 
@@ -326,6 +298,7 @@ func (f *File) writeChunksLocked(ks []int64) error {
 		mark = rec
 	}
 	size := f.size.Load()
+	var fresh []int64 // slots new to this write, given back if it fails
 	err := s.batch(func(wb *badger.WriteBatch) error {
 		if mark != nil {
 			if err := putRecord(wb, mark); err != nil {
@@ -335,7 +308,14 @@ func (f *File) writeChunksLocked(ks []int64) error {
 		for _, k := range ks {
 			b := f.pending[k]
 			if n := min(s.chunk, size-k*s.chunk); n > 0 {
-				if err := wb.Set(chunkKey(f.ino, k), b[:n]); err != nil {
+				ptr, isNew, err := f.writeChunk(k, b[:n])
+				if isNew {
+					fresh = append(fresh, k)
+				}
+				if err != nil {
+					return err
+				}
+				if err := wb.Set(blockKey(f.ino, k), ptr); err != nil {
 					return err
 				}
 			}
@@ -343,6 +323,7 @@ func (f *File) writeChunksLocked(ks []int64) error {
 		return nil
 	})
 	if err != nil {
+		f.unclaim(fresh)
 		return err
 	}
 	if mark != nil {

@@ -1,0 +1,131 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Removing or truncating a staged file gives its disk space back at once
+// (no value-log GC needed), and the freed slots are reused.
+func TestArenaFreesAndReusesSpace(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cache")
+	s := openStore(t, Options{Dir: dir})
+	data := pattern(8<<20, 3)
+	rec, f := create(t, s, "p", "big")
+	writeAt(t, f, data, 0)
+	if err := f.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Stats().DataBytes; got < 8<<20 {
+		t.Fatalf("arena holds %d bytes for an 8 MiB file", got)
+	}
+	f, err := s.OpenFile(rec.Ino)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(context.Background(), 3<<20+5); err != nil {
+		t.Fatal(err)
+	}
+	f.Release()
+	if got := s.Stats().DataBytes; got > 4<<20 {
+		t.Fatalf("after truncating to 3 MiB the arena holds %d bytes", got)
+	}
+	if b, _ := committed(t, s, rec.Ino); !bytes.Equal(b, data[:3<<20+5]) {
+		t.Fatal("truncated file reads back wrong")
+	}
+	if err := s.Remove(rec.Ino); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Stats().DataBytes; got != 0 {
+		t.Fatalf("after Remove the arena holds %d bytes", got)
+	}
+	// The next file takes the freed slots: the arena file does not grow.
+	fi, _ := os.Stat(filepath.Join(dir, arenaName))
+	rec2, g := create(t, s, "p", "next")
+	writeAt(t, g, data[:4<<20], 0)
+	g.Release()
+	fi2, _ := os.Stat(filepath.Join(dir, arenaName))
+	if fi2.Size() > fi.Size() {
+		t.Fatalf("arena file grew from %d to %d bytes with free slots", fi.Size(), fi2.Size())
+	}
+	if b, _ := committed(t, s, rec2.Ino); !bytes.Equal(b, data[:4<<20]) {
+		t.Fatal("file in reused slots reads back wrong")
+	}
+}
+
+// Slots no pointer names (a chunk written, then a crash before its pointer
+// was committed) are punched out and reused at the next Open.
+func TestArenaRecoversLeakedSlots(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cache")
+	s := openStore(t, Options{Dir: dir})
+	data := pattern(2<<20, 4)
+	rec, f := create(t, s, "p", "kept")
+	writeAt(t, f, data, 0)
+	f.Release()
+	// A chunk written far out, never committed.
+	if _, err := s.arena.WriteAt(pattern(slotSize, 5), 9*slotSize); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = openStore(t, Options{Dir: dir})
+	if got := s.Stats().DataBytes; got > 2<<20+64<<10 {
+		t.Fatalf("after reopening the arena holds %d bytes, want about 2 MiB", got)
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, arenaName)); fi.Size() != 2*slotSize {
+		t.Fatalf("arena file is %d bytes long, want it cut after the last slot in use", fi.Size())
+	}
+	if b, _ := committed(t, s, rec.Ino); !bytes.Equal(b, data) {
+		t.Fatal("staged file reads back wrong after reopening")
+	}
+}
+
+// A cache written by a synfs that kept chunk bytes in Badger (c/ keys)
+// opens with its staged files intact: the bytes move to the arena.
+func TestArenaMigratesChunksFromBadger(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cache")
+	s := openStore(t, Options{Dir: dir, ChunkSize: 4096})
+	data := pattern(10_000, 6)
+	rec, f := create(t, s, "p", "old")
+	writeAt(t, f, data, 0)
+	f.Release()
+	// Rewrite the store in the old format: bytes in c/ keys, no pointers.
+	err := s.db.Update(func(txn *badger.Txn) error {
+		for k := int64(0); k*4096 < int64(len(data)); k++ {
+			if err := txn.Set(chunkKey(rec.Ino, k), data[k*4096:min((k+1)*4096, int64(len(data)))]); err != nil {
+				return err
+			}
+			if err := txn.Delete(blockKey(rec.Ino, k)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = openStore(t, Options{Dir: dir, ChunkSize: 4096})
+	if b, _ := committed(t, s, rec.Ino); !bytes.Equal(b, data) {
+		t.Fatal("migrated file reads back wrong")
+	}
+	left := 0
+	s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: tablePrefix(tabChunk)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			left++
+		}
+		return nil
+	})
+	if left != 0 {
+		t.Fatalf("%d c/ keys left after the migration", left)
+	}
+	if got, err := s.Get(rec.Ino); err != nil || got.State != StateDirty || got.Size != int64(len(data)) {
+		t.Fatalf("record after migration: %+v, %v", got, err)
+	}
+}
