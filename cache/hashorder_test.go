@@ -2,6 +2,7 @@ package cache
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 )
@@ -13,19 +14,31 @@ import (
 func TestMD5OutOfOrderWrites(t *testing.T) {
 	const cs = 1024
 	backends(t, Options{ChunkSize: cs}, func(t *testing.T, s *Store) {
+		// Write sizes and how many are reordered: at most maxAhead whole
+		// chunks wait for the ones before them.
+		for _, c := range []struct{ ws, run int }{{cs, 8}, {700, 8}, {3*cs + 100, 4}} {
+			t.Run(fmt.Sprint(c.ws), func(t *testing.T) { outOfOrder(t, s, c.ws, c.run) })
+		}
+	})
+}
+
+// outOfOrder writes a file in writes of ws bytes, each run of run shuffled.
+func outOfOrder(t *testing.T, s *Store, ws, run int) {
+	const cs = 1024
+	{
 		data := pattern(64*cs+300, 7)
 		type w struct{ off, end int }
 		var writes []w
-		for off := 0; off < len(data); off += cs {
-			writes = append(writes, w{off, min(off+cs, len(data))})
+		for off := 0; off < len(data); off += ws {
+			writes = append(writes, w{off, min(off+ws, len(data))})
 		}
 		rng := rand.New(rand.NewPCG(1, 2))
-		// Shuffle each run of 8, as 8 WRITEs in flight reorder them.
-		for i := 0; i < len(writes); i += 8 {
-			w := writes[i:min(i+8, len(writes))]
+		// Shuffle each run, as WRITEs in flight reorder them.
+		for i := 0; i < len(writes); i += run {
+			w := writes[i:min(i+run, len(writes))]
 			rng.Shuffle(len(w), func(a, b int) { w[a], w[b] = w[b], w[a] })
 		}
-		rec, f := create(t, s, "p", "shuffled")
+		rec, f := create(t, s, "p", fmt.Sprint("shuffled", ws))
 		for _, x := range writes {
 			writeAt(t, f, data[x.off:x.end], int64(x.off))
 		}
@@ -42,7 +55,7 @@ func TestMD5OutOfOrderWrites(t *testing.T) {
 		if b, _ := committed(t, s, rec.Ino); !bytes.Equal(b, data) {
 			t.Fatal("bytes differ")
 		}
-	})
+	}
 }
 
 func TestMD5RandomWritesNeverWrong(t *testing.T) {

@@ -130,7 +130,10 @@ func (f *File) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
 			return 0, f.failWriteLocked(err)
 		}
 		copy(b[in:in+n], p[pos-off:])
-		if in+n == cs {
+		// A chunk goes to the pipe when a write reaches its end, or when
+		// a write fills in the last of its bytes elsewhere: the kernel's
+		// WRITEs are not aligned to chunks, and arrive out of order.
+		if in+n == cs || (f.md5OK && k*cs >= f.hashOff && f.writtenLocked(k*cs, (k+1)*cs)) {
 			if err := f.completeLocked(k, b); err != nil {
 				return 0, f.failWriteLocked(err)
 			}
