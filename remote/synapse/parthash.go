@@ -66,15 +66,29 @@ func (plainMD5) Close() {}
 // have been read. The transport may read and close the body from its own
 // goroutine, even after Do returns, so every method locks; once closed or
 // summed the body no longer touches the hasher, which the worker reuses.
+//
+// The transport reads 32 KiB at a time; the body reads its source and
+// feeds the hasher 1 MiB at a time (bodyBufSize), so that a part costs
+// the source (a staged file's ReadAt, which checks its record) and the
+// hasher (md5-simd: a round trip to its server per Write) 32 times fewer
+// calls.
 type hashingBody struct {
 	want int64
 
-	mu  sync.Mutex
-	r   io.Reader
-	h   hash.Hash // nil once summed or closed
-	n   int64
-	sum string // lowercase hex, once n == want
+	mu   sync.Mutex
+	r    io.Reader
+	h    hash.Hash // nil once summed or closed
+	buf  []byte    // read from r and hashed, not yet yielded: buf[pos:]
+	pos  int
+	n    int64 // bytes yielded
+	read int64 // bytes read from r
+	err  error // r's error, once buf is yielded
+	sum  string
 }
+
+const bodyBufSize = 1 << 20
+
+var bodyBufs = sync.Pool{New: func() any { b := make([]byte, bodyBufSize); return &b }}
 
 func newHashingBody(r io.Reader, want int64, h hash.Hash) *hashingBody {
 	h.Reset()
@@ -87,23 +101,65 @@ func (b *hashingBody) Read(p []byte) (int, error) {
 	if b.h == nil && b.sum == "" {
 		return 0, io.ErrClosedPipe
 	}
-	k, err := b.r.Read(p)
-	if k > 0 && b.h != nil {
-		b.h.Write(p[:k])
-		b.n += int64(k)
-		if b.n == b.want {
-			b.sum = hex.EncodeToString(b.h.Sum(nil))
-			b.h = nil
+	if b.pos == len(b.buf) {
+		if b.err != nil || b.read == b.want {
+			return 0, cmpErr(b.err, io.EOF)
+		}
+		if b.buf == nil {
+			b.buf = (*bodyBufs.Get().(*[]byte))[:0]
+		}
+		full := b.buf[:cap(b.buf)]
+		k, err := io.ReadFull(b.r, full[:min(int64(len(full)), b.want-b.read)])
+		if err == io.ErrUnexpectedEOF {
+			err = io.EOF
+		}
+		b.buf, b.pos, b.err = full[:k], 0, err
+		b.read += int64(k)
+		if k > 0 && b.h != nil {
+			b.h.Write(b.buf)
+		}
+		if k == 0 {
+			return 0, cmpErr(err, io.EOF)
 		}
 	}
-	return k, err
+	k := copy(p, b.buf[b.pos:])
+	b.pos += k
+	b.n += int64(k)
+	if b.n == b.want && b.h != nil {
+		b.sum = hex.EncodeToString(b.h.Sum(nil))
+		b.h = nil
+		b.release()
+	}
+	return k, nil
 }
 
-// Close lets go of the hasher; the MD5 stays if it was complete.
+func cmpErr(err, def error) error {
+	if err != nil {
+		return err
+	}
+	return def
+}
+
+// release gives the buffer back once nothing is left to yield. Caller
+// holds mu.
+func (b *hashingBody) release() {
+	if b.buf != nil && b.pos == len(b.buf) {
+		full := b.buf[:cap(b.buf)]
+		bodyBufs.Put(&full)
+		b.buf, b.pos = nil, 0
+	}
+}
+
+// Close lets go of the hasher and the buffer; the MD5 stays if it was
+// complete.
 func (b *hashingBody) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.h = nil
+	if b.buf != nil {
+		b.pos = len(b.buf)
+		b.release()
+	}
 	return nil
 }
 
