@@ -129,3 +129,49 @@ func TestArenaMigratesChunksFromBadger(t *testing.T) {
 		t.Fatalf("record after migration: %+v, %v", got, err)
 	}
 }
+
+// checkArena fails the test if a chunk is rewritten in place while the
+// record of ino still claims an MD5: a crash right after such a write
+// would leave a record whose MD5 is not its bytes'.
+type checkArena struct {
+	arena
+	t        *testing.T
+	s        *Store
+	ino      uint64
+	inPlace  map[int64]bool // offsets of slots written before
+	rewrites *int
+}
+
+func (a checkArena) WriteAt(p []byte, off int64) (int, error) {
+	if a.inPlace[off] {
+		*a.rewrites++
+		if rec, err := a.s.Get(a.ino); err == nil && rec.MD5 != "" {
+			a.t.Errorf("chunk at %d rewritten in place while the record claims MD5 %s", off, rec.MD5)
+		}
+	}
+	a.inPlace[off] = true
+	return a.arena.WriteAt(p, off)
+}
+
+func TestInPlaceRewriteMarksRecordFirst(t *testing.T) {
+	s := memStore(t, Options{ChunkSize: 1024})
+	rec, f := create(t, s, "p", "grown")
+	n := 0
+	ca := checkArena{arena: s.arena, t: t, s: s, ino: rec.Ino, inPlace: map[int64]bool{}, rewrites: &n}
+	s.arena = ca
+	writeAt(t, f, pattern(1500, 1), 0)
+	f.Release()
+	if r, _ := s.Get(rec.Ino); r.MD5 == "" {
+		t.Fatal("no MD5 after the first close")
+	}
+	// Append into the partial last chunk: rewritten in its slot at the close.
+	f, err := s.OpenFile(rec.Ino)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeAt(t, f, []byte("x"), 1500)
+	f.Release()
+	if n == 0 {
+		t.Fatal("no chunk was rewritten in place")
+	}
+}

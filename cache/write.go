@@ -287,6 +287,9 @@ func (f *File) writeChunksLocked(ks []int64) error {
 	if err := f.drainLocked(); err != nil {
 		return err
 	}
+	if err := f.markBeforeInPlaceLocked(ks); err != nil {
+		return err
+	}
 	s := f.s
 	var mark *Record
 	if !f.marked {
@@ -334,6 +337,27 @@ func (f *File) writeChunksLocked(ks []int64) error {
 	}
 	for _, k := range ks {
 		delete(f.pending, k)
+	}
+	return nil
+}
+
+// markBeforeInPlaceLocked marks the record (markLocked) before chunks ks
+// are written, if one of them has a slot already: its bytes are rewritten
+// in place and reach the arena before any commit, so a crash in between
+// must find a record that claims no MD5. Chunks without a slot go to new
+// slots, which no record names until their pointers are committed.
+func (f *File) markBeforeInPlaceLocked(ks []int64) error {
+	if f.marked {
+		return nil
+	}
+	for _, k := range ks {
+		_, fresh, err := f.chunkSlot(k)
+		if err != nil {
+			return err
+		}
+		if !fresh {
+			return f.markLocked()
+		}
 	}
 	return nil
 }
