@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/synfs/synfs/cache"
 )
 
 // Files unlinked, or replaced by a rename, while a program holds them open:
@@ -108,7 +110,7 @@ func TestUnlinkOpenStagedFile(t *testing.T) {
 	if n := s.e.em.Stats().UploadsStarted - started; n != 1 {
 		t.Errorf("%d uploads started, want 1 (the new a)", n)
 	}
-	if u := s.e.store.Used(); u != 0 {
+	if u := awaitUsed(s.e.store, 0); u != 0 {
 		t.Errorf("the cache still holds %d bytes after the last close and the upload", u)
 	}
 }
@@ -147,7 +149,7 @@ func TestUnlinkOpenUploadedFile(t *testing.T) {
 	if n := s.e.em.Stats().UploadsStarted - started; n != 0 {
 		t.Errorf("%d uploads started after the unlink, want none", n)
 	}
-	if u := s.e.store.Used(); u != 0 {
+	if u := awaitUsed(s.e.store, 0); u != 0 {
 		t.Errorf("the cache still holds %d bytes after the last close", u)
 	}
 }
@@ -300,5 +302,19 @@ func TestUnlinkUploadedWhileHeld(t *testing.T) {
 	s.synapseHolds()
 	if n := s.e.em.Stats().UploadsStarted - started; n != 0 {
 		t.Errorf("%d uploads started after the unlink, want none", n)
+	}
+}
+
+// awaitUsed waits up to 10 s for the cache's staged bytes to come to want
+// and returns what they are: the kernel sends the RELEASE that frees an
+// unlinked file's bytes after close(2) has returned.
+func awaitUsed(st *cache.Store, want int64) int64 {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		u := st.Used()
+		if u == want || time.Now().After(deadline) {
+			return u
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
