@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -190,7 +191,11 @@ func TestProveCrashRounds(t *testing.T) {
 		}
 		// A random moment within the next file or so.
 		time.Sleep(time.Duration(rng.IntN(30)) * time.Millisecond)
-		d.kill9(t)
+		// The dead mount stays attached until the copy has stopped (at
+		// its first ENOTCONN): detached earlier, the copy's MkdirAll and
+		// creates would land in the mountpoint directory below it.
+		d.cmd.Process.Signal(syscall.SIGKILL)
+		d.cmd.Wait()
 		waitDone := make(chan struct{})
 		go func() { cmd.Wait(); close(waitDone) }()
 		for l := range lines { // close() returned before the kill hit
@@ -202,6 +207,9 @@ func TestProveCrashRounds(t *testing.T) {
 		case <-time.After(time.Minute):
 			cmd.Process.Kill()
 			t.Fatalf("round %d: the copy did not stop after the kill", r)
+		}
+		if out, err := exec.Command("fusermount3", "-u", "-z", d.mnt).CombinedOutput(); err != nil {
+			t.Logf("fusermount3 -u -z: %v %s", err, out)
 		}
 		for rel, b := range files {
 			k := fmt.Sprintf("r%d/%s", r, rel)
