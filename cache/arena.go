@@ -277,11 +277,26 @@ func (s *Store) readChunk(txn *badger.Txn, ino uint64, k, in int64, dst []byte) 
 // lock with the pipe drained, writes f's chunks, so two writers never ask
 // for the same chunk at once.
 func (f *File) chunkSlot(k int64) (uint64, bool, error) {
+	slot, ok, err := f.lookupSlot(k)
+	if err != nil || ok {
+		return slot, false, err
+	}
+	slot = f.s.slots.alloc()
+	f.smu.Lock()
+	f.slots[k] = slot
+	f.smu.Unlock()
+	return slot, true, nil
+}
+
+// lookupSlot returns the slot chunk k of f has, if it has one: the one
+// this File handed out or looked up before, or the one its committed
+// pointer names (remembered from then on).
+func (f *File) lookupSlot(k int64) (uint64, bool, error) {
 	f.smu.Lock()
 	s, ok := f.slots[k]
 	f.smu.Unlock()
 	if ok {
-		return s, false, nil
+		return s, true, nil
 	}
 	var p chunkPtr
 	err := f.s.db.View(func(txn *badger.Txn) error {
@@ -289,16 +304,13 @@ func (f *File) chunkSlot(k int64) (uint64, bool, error) {
 		p, ok, err = getChunkPtr(txn, f.ino, k)
 		return err
 	})
-	if err != nil {
+	if err != nil || !ok {
 		return 0, false, err
-	}
-	if !ok {
-		p.slot = f.s.slots.alloc()
 	}
 	f.smu.Lock()
 	f.slots[k] = p.slot
 	f.smu.Unlock()
-	return p.slot, !ok, nil
+	return p.slot, true, nil
 }
 
 // forgetSlots drops f's memory of the slots of chunks from and up (they
@@ -358,7 +370,8 @@ func (s *Store) freeSlots(ss []uint64) {
 	s.slots.release(ss...)
 }
 
-// recoverArena runs at Open, after recover: the slots the pointers name
+// recoverArena runs at Open, before migrateChunks and recover (which free
+// slots through the allocator it sets up): the slots the pointers name
 // are in use, every other one is free, and its blocks (left by a crash
 // between a pointer's deletion and the hole punch, or by a chunk written
 // and never committed) are punched out; the file is cut after the last
@@ -466,6 +479,7 @@ func (s *Store) migrateChunks() error {
 		for _, o := range batch {
 			ino, k, ok := parseChunkKey(o.key)
 			if !ok || len(o.val) > slotSize {
+				s.log.Error("cache: dropping a corrupt chunk of the old format", "key", fmt.Sprintf("%x", o.key), "bytes", len(o.val))
 				if err := s.update(func(txn *badger.Txn) error { return txn.Delete(o.key) }); err != nil {
 					return err
 				}

@@ -16,11 +16,7 @@ func TestArenaFreesAndReusesSpace(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "cache")
 	s := openStore(t, Options{Dir: dir})
 	data := pattern(8<<20, 3)
-	rec, f := create(t, s, "p", "big")
-	writeAt(t, f, data, 0)
-	if err := f.Release(); err != nil {
-		t.Fatal(err)
-	}
+	rec := stage(t, s, "p", "big", data)
 	if got := s.Stats().DataBytes; got < 8<<20 {
 		t.Fatalf("arena holds %d bytes for an 8 MiB file", got)
 	}
@@ -46,9 +42,7 @@ func TestArenaFreesAndReusesSpace(t *testing.T) {
 	}
 	// The next file takes the freed slots: the arena file does not grow.
 	fi, _ := os.Stat(filepath.Join(dir, arenaName))
-	rec2, g := create(t, s, "p", "next")
-	writeAt(t, g, data[:4<<20], 0)
-	g.Release()
+	rec2 := stage(t, s, "p", "next", data[:4<<20])
 	fi2, _ := os.Stat(filepath.Join(dir, arenaName))
 	if fi2.Size() > fi.Size() {
 		t.Fatalf("arena file grew from %d to %d bytes with free slots", fi.Size(), fi2.Size())
@@ -64,9 +58,7 @@ func TestArenaRecoversLeakedSlots(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "cache")
 	s := openStore(t, Options{Dir: dir})
 	data := pattern(2<<20, 4)
-	rec, f := create(t, s, "p", "kept")
-	writeAt(t, f, data, 0)
-	f.Release()
+	rec := stage(t, s, "p", "kept", data)
 	// A chunk written far out, never committed.
 	if _, err := s.arena.WriteAt(pattern(slotSize, 5), 9*slotSize); err != nil {
 		t.Fatal(err)
@@ -90,9 +82,7 @@ func TestArenaMigratesChunksFromBadger(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "cache")
 	s := openStore(t, Options{Dir: dir, ChunkSize: 4096})
 	data := pattern(10_000, 6)
-	rec, f := create(t, s, "p", "old")
-	writeAt(t, f, data, 0)
-	f.Release()
+	rec := stage(t, s, "p", "old", data)
 	// Rewrite the store in the old format: bytes in c/ keys, no pointers.
 	err := s.db.Update(func(txn *badger.Txn) error {
 		for k := int64(0); k*4096 < int64(len(data)); k++ {

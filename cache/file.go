@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"crypto/md5"
 	"errors"
 	"hash"
 	"io"
@@ -111,8 +110,6 @@ func (s *Store) newFile(rec *Record) *File {
 	s.mu.Unlock()
 	return f
 }
-
-func newMD5() hash.Hash { return md5.New() }
 
 // Ino returns the file's ino.
 func (f *File) Ino() uint64 { return f.ino }

@@ -1,6 +1,9 @@
 package cache
 
-import "slices"
+import (
+	"crypto/md5"
+	"slices"
+)
 
 // The running MD5 and writes out of order. The kernel sends a file's
 // dirty pages with several WRITEs in flight, so chunks reach the Store a
@@ -130,6 +133,6 @@ func (f *File) dropMD5Locked() {
 
 // resetMD5Locked starts the running MD5 of an empty file.
 func (f *File) resetMD5Locked() {
-	f.md5, f.md5OK, f.md5Off, f.hashOff = newMD5(), true, 0, 0
+	f.md5, f.md5OK, f.md5Off, f.hashOff = md5.New(), true, 0, 0
 	f.spans, f.ahead = nil, nil
 }

@@ -54,9 +54,12 @@ func parseAnnotKey(k []byte) (uint64, bool) { return parseInoKey(tabAnnot, k) }
 func chunkPrefix(ino uint64) []byte { return inoKey(tabChunk, ino) }
 
 // chunkKey is c/<ino><chunk>.
-func chunkKey(ino uint64, chunk int64) []byte {
+func chunkKey(ino uint64, chunk int64) []byte { return inoChunkKey(tabChunk, ino, chunk) }
+
+// inoChunkKey is <tab>/<ino><chunk>, the shape of c/ and b/ keys.
+func inoChunkKey(tab byte, ino uint64, chunk int64) []byte {
 	k := make([]byte, 2+8+8)
-	k[0], k[1] = tabChunk, '/'
+	k[0], k[1] = tab, '/'
 	binary.BigEndian.PutUint64(k[2:], ino)
 	binary.BigEndian.PutUint64(k[10:], uint64(chunk))
 	return k
@@ -112,24 +115,21 @@ func parsePendingKey(k []byte) (uint64, bool) { return parseInoKey(tabPending, k
 func blockPrefix(ino uint64) []byte { return inoKey(tabBlock, ino) }
 
 // blockKey is b/<ino><chunk>.
-func blockKey(ino uint64, chunk int64) []byte {
-	k := chunkKey(ino, chunk)
-	k[0] = tabBlock
-	return k
-}
+func blockKey(ino uint64, chunk int64) []byte { return inoChunkKey(tabBlock, ino, chunk) }
 
 // parseBlockKey returns the ino and chunk number of a b/ key.
 func parseBlockKey(k []byte) (ino uint64, chunk int64, ok bool) {
-	if len(k) != 18 || k[0] != tabBlock {
-		return 0, 0, false
-	}
-	c := append([]byte{tabChunk}, k[1:]...)
-	return parseChunkKey(c)
+	return parseInoChunkKey(tabBlock, k)
 }
 
 // parseChunkKey returns the ino and chunk number of a c/ key.
 func parseChunkKey(k []byte) (ino uint64, chunk int64, ok bool) {
-	if len(k) != 18 || k[0] != tabChunk || k[1] != '/' {
+	return parseInoChunkKey(tabChunk, k)
+}
+
+// parseInoChunkKey parses a <tab>/<ino><chunk> key.
+func parseInoChunkKey(tab byte, k []byte) (ino uint64, chunk int64, ok bool) {
+	if len(k) != 18 || k[0] != tab || k[1] != '/' {
 		return 0, 0, false
 	}
 	c := binary.BigEndian.Uint64(k[10:])

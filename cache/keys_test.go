@@ -26,6 +26,13 @@ func TestKeysRoundTrip(t *testing.T) {
 			if !bytes.HasPrefix(k, chunkPrefix(ino)) {
 				t.Errorf("chunkKey(%d, %d) = %x lacks prefix %x", ino, c, k, chunkPrefix(ino))
 			}
+			b := blockKey(ino, c)
+			if gi, gc, ok := parseBlockKey(b); !ok || gi != ino || gc != c || !bytes.HasPrefix(b, blockPrefix(ino)) {
+				t.Errorf("parseBlockKey(blockKey(%d, %d)) = %d, %d, %v", ino, c, gi, gc, ok)
+			}
+			if _, _, ok := parseChunkKey(b); ok {
+				t.Errorf("parseChunkKey accepts the b/ key %x", b)
+			}
 		}
 		if v, ok := decodeIno(encodeIno(ino)); !ok || v != ino {
 			t.Errorf("decodeIno(encodeIno(%d)) = %d, %v", ino, v, ok)

@@ -166,18 +166,16 @@ func (f *File) runPipe() {
 		failed := p.err != nil
 		p.mu.Unlock()
 
-		j.left.Store(1)
 		if failed {
+			j.left.Store(1)
 			f.stageDone(j, nil)
 			continue
 		}
-		if j.hashOnly {
-			j.left.Store(0)
-		}
+		// Its stages: the write and commit (unless hash-only), the hash.
+		j.left.Store(int32(b2i(!j.hashOnly) + b2i(j.hash)))
 		if j.hash {
 			// The running MD5 belongs to the pipe while it has work
 			// (drainLocked hands it back).
-			j.left.Add(1)
 			if hashq == nil {
 				hashq, hdone = make(chan *pipeJob, maxInFlight), make(chan struct{})
 				go f.runHasher(hashq, hdone)
@@ -358,4 +356,11 @@ func (f *File) md5Sum(tail []byte) string {
 	}
 	h.Write(tail)
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

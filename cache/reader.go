@@ -53,16 +53,6 @@ func (r *genReader) ReadAt(p []byte, off int64) (int, error) {
 	want := min(int64(len(p)), r.size-off)
 	cs := s.chunk
 	err = s.db.View(func(txn *badger.Txn) error {
-		rec, err := getRecord(txn, r.ino)
-		if err != nil {
-			return err
-		}
-		if rec.Unlinked {
-			return ErrNotFound
-		}
-		if rec.Gen != r.gen || rec.State == StateDone {
-			return ErrChanged
-		}
 		for pos := off; pos < off+want; {
 			k := pos / cs
 			in := pos - k*cs
@@ -77,9 +67,11 @@ func (r *genReader) ReadAt(p []byte, off int64) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	// The chunk bytes are read outside the snapshot: a slot freed by a
-	// truncate or removal since may hold another file's bytes by now.
-	// Either bumps the generation or deletes the record before freeing.
+	// The record is checked after the read, once: generations only grow,
+	// so finding r.gen now means the file had it all along. That also
+	// covers the chunk bytes, which are read outside the snapshot: a slot
+	// freed by a truncate or removal meanwhile may hold another file's
+	// bytes, and both bump the generation or delete the record first.
 	rec, err := s.readRecord(r.ino)
 	switch {
 	case errors.Is(err, ErrNotFound) || (err == nil && rec.Unlinked):

@@ -68,6 +68,17 @@ func create(t *testing.T, s *Store, parent, name string) (*Record, *File) {
 	return rec, f
 }
 
+// stage creates a staged file holding data and closes it.
+func stage(t *testing.T, s *Store, parent, name string, data []byte) *Record {
+	t.Helper()
+	rec, f := create(t, s, parent, name)
+	writeAt(t, f, data, 0)
+	if err := f.Release(); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	return rec
+}
+
 func writeAt(t *testing.T, f *File, p []byte, off int64) {
 	t.Helper()
 	n, err := f.WriteAt(context.Background(), p, off)

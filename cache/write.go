@@ -351,11 +351,11 @@ func (f *File) markBeforeInPlaceLocked(ks []int64) error {
 		return nil
 	}
 	for _, k := range ks {
-		_, fresh, err := f.chunkSlot(k)
+		_, has, err := f.lookupSlot(k)
 		if err != nil {
 			return err
 		}
-		if !fresh {
+		if has {
 			return f.markLocked()
 		}
 	}
