@@ -270,19 +270,22 @@ func (f *File) finishJob(j *pipeJob) {
 	p.room.Broadcast()
 }
 
-// takeBuf returns a committed chunk buffer to reuse, or nil; its bytes
-// are stale. Caller holds the ino lock.
-func (f *File) takeBuf() []byte {
+// takeBuf returns a chunk buffer to reuse, or nil: one of the file's own
+// committed buffers, else one from the Store's pool. Only b[:dirty] may be
+// non-zero. Caller holds the ino lock.
+func (f *File) takeBuf() (b []byte, dirty int) {
 	p := &f.pipe
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	n := len(p.free)
-	if n == 0 {
-		return nil
+	if n > 0 {
+		b = p.free[n-1]
+		p.free = p.free[:n-1]
 	}
-	b := p.free[n-1]
-	p.free = p.free[:n-1]
-	return b
+	p.mu.Unlock()
+	if b != nil {
+		return b, len(b)
+	}
+	return f.s.bufs.get()
 }
 
 // enterWrite guards an asynchronous Badger write: against Close (closeMu)
@@ -310,7 +313,10 @@ func (f *File) drainLocked() error {
 	}
 	err := p.err
 	p.err = nil
-	p.free = nil // a closed or idle file keeps no buffers
+	for _, b := range p.free { // a closed or idle file keeps no buffers
+		f.s.bufs.put(b, len(b))
+	}
+	p.free = nil
 	return err
 }
 

@@ -125,6 +125,12 @@ func putRecord(w kv, rec *Record) error {
 
 func getRecord(txn *badger.Txn, ino uint64) (*Record, error) {
 	it, err := txn.Get(recordKey(ino))
+	return getRecordItem(it, ino, err)
+}
+
+// getRecordItem decodes the record in it, the item txn.Get returned for
+// ino's record key with err.
+func getRecordItem(it *badger.Item, ino uint64, err error) (*Record, error) {
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return nil, ErrNotFound
 	}
@@ -183,7 +189,7 @@ func (s *Store) readRecord(ino uint64) (*Record, error) {
 	var rec *Record
 	err := s.db.View(func(txn *badger.Txn) error {
 		var err error
-		rec, err = getRecord(txn, ino)
+		rec, err = s.viewRecord(txn, ino)
 		return err
 	})
 	return rec, err

@@ -77,6 +77,9 @@ type Store struct {
 	gcKick     chan struct{}
 	gcDone     chan struct{}
 
+	recs recCache // decoded records (reuse.go)
+	bufs bufPool  // chunk buffers no file uses (reuse.go)
+
 	gone      atomic.Pointer[error] // set once the cache directory is gone
 	disk      diskGuard
 	watchDone chan struct{}

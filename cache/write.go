@@ -66,12 +66,12 @@ func (f *File) chunkBufLocked(k, limit int64, whole bool) ([]byte, error) {
 		return b, nil
 	}
 	cs := f.s.chunk
-	b := f.takeBuf()
+	b, dirty := f.takeBuf()
 	switch {
 	case b == nil:
 		b = make([]byte, cs)
 	case !whole:
-		clear(b)
+		clear(b[:dirty])
 	}
 	if !whole && k*cs < limit {
 		if err := f.readLocked(b[:min(cs, limit-k*cs)], k*cs); err != nil {
@@ -336,6 +336,9 @@ func (f *File) writeChunksLocked(ks []int64) error {
 		f.marked, f.pstate = true, mark.State
 	}
 	for _, k := range ks {
+		// The bytes are in the arena and nothing else refers to the
+		// buffer; past the size it is zero (pending chunks are).
+		s.bufs.put(f.pending[k], int(min(s.chunk, size-k*s.chunk)))
 		delete(f.pending, k)
 	}
 	return nil
