@@ -82,6 +82,7 @@ type FileStatus struct {
 	Err       string // last failure reason
 	PartsOf   int    // parts of the upload in progress (0 when none)
 	PartsDone int    // parts added so far
+	BytesDone int64  // bytes in those parts
 	// Incomplete: a write to the file failed; it is never uploaded until
 	// it is rewritten (see cache.Record.Incomplete).
 	Incomplete bool
@@ -95,8 +96,8 @@ type Flusher struct {
 	log    *slog.Logger
 	q      *writeback.Queue
 
-	mu       sync.Mutex // protects progress
-	progress map[uint64][2]int
+	mu       sync.Mutex          // protects progress
+	progress map[uint64]progress // uploads in progress
 
 	stopWatch context.CancelFunc // ends watchConn
 	folderMu  sync.Mutex         // serialises staged folder creation (folders.go)
@@ -110,7 +111,7 @@ func New(store *cache.Store, client remote.Client, o Options) *Flusher {
 	if o.LocalOnly == nil {
 		o.LocalOnly = DefaultLocalOnly
 	}
-	f := &Flusher{store: store, client: client, o: o, log: o.Logger, progress: map[uint64][2]int{}}
+	f := &Flusher{store: store, client: client, o: o, log: o.Logger, progress: map[uint64]progress{}}
 	f.q = writeback.New(writeback.Options{
 		Delay: o.Delay, Transfers: o.Transfers,
 		BackoffBase: o.BackoffBase, BackoffCap: o.BackoffCap,
@@ -250,7 +251,7 @@ func (f *Flusher) Status() []FileStatus {
 			st.Queued, st.Queue, st.Due = true, it.State, it.Due
 		}
 		if p, ok := f.progress[r.Ino]; ok {
-			st.PartsDone, st.PartsOf = p[0], p[1]
+			st.PartsDone, st.PartsOf, st.BytesDone = p.done, p.of, p.bytes()
 		}
 		out = append(out, st)
 	}
@@ -260,19 +261,40 @@ func (f *Flusher) Status() []FileStatus {
 
 func (f *Flusher) put(ino uint64) writeback.PutFn {
 	return func(ctx context.Context) error {
-		defer f.setProgress(ino, 0, 0)
+		defer f.setProgress(ino, progress{})
 		return f.upload(ctx, ino)
 	}
 }
 
-func (f *Flusher) setProgress(ino uint64, done, of int) {
+// progress is how far one upload in progress is.
+type progress struct {
+	done, of       int // parts added, parts in all
+	size, partSize int64
+}
+
+func (p progress) bytes() int64 { return min(p.size, int64(p.done)*p.partSize) }
+
+func (f *Flusher) setProgress(ino uint64, p progress) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if of == 0 {
+	if p.of == 0 {
 		delete(f.progress, ino)
 		return
 	}
-	f.progress[ino] = [2]int{done, of}
+	f.progress[ino] = p
+}
+
+// PartBytes is the bytes in the parts added so far of the uploads in
+// progress. Unlike Status it reads no staged file's record, so a progress
+// display may call it every second whatever the number of staged files.
+func (f *Flusher) PartBytes() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var n int64
+	for _, p := range f.progress {
+		n += p.bytes()
+	}
+	return n
 }
 
 // requeue queues ino again after a change during its upload. Called from
@@ -374,7 +396,9 @@ func (f *Flusher) upload(ctx context.Context, ino uint64) error {
 	e, err := f.client.Upload(ctx, &remote.UploadRequest{
 		ParentID: rec.ParentID, Name: rec.Name, Size: size, MD5: u.MD5, Source: r,
 		FileName: u.FileName, PartSize: u.PartSize, ContentType: u.ContentType, Absent: absent,
-		Parts: func(part, of int) { f.setProgress(ino, part, of) },
+		Parts: func(part, of int) {
+			f.setProgress(ino, progress{done: part, of: of, size: size, partSize: u.PartSize})
+		},
 	})
 	if err == nil && (e == nil || e.Size != size || e.MD5 != u.MD5) {
 		got := "no entity"
