@@ -591,24 +591,40 @@ func (s *Server) purgeLocked(e *entity) {
 	}
 	s.unlinkLocked(e)
 	delete(s.kids, e.ID)
+	delete(s.sorted, e.ID)
 	delete(s.st.Entities, e.ID)
 }
 
 // childrenLocked returns parent's children, sorted by name then ID.
 func (s *Server) childrenLocked(parent int64) []*entity {
-	var out []*entity
-	for _, id := range s.kids[parent] {
+	ids := s.sortedKidsLocked(parent)
+	out := make([]*entity, 0, len(ids))
+	for _, id := range ids {
 		if e := s.st.Entities[id]; e != nil {
 			out = append(out, e)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Name != out[j].Name {
-			return out[i].Name < out[j].Name
-		}
-		return out[i].ID < out[j].ID
-	})
 	return out
+}
+
+// sortedKidsLocked returns parent's children's IDs in name order (names
+// are unique within a parent), sorting only after a change.
+func (s *Server) sortedKidsLocked(parent int64) []int64 {
+	if ids, ok := s.sorted[parent]; ok {
+		return ids
+	}
+	m := s.kids[parent]
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	ids := make([]int64, len(names))
+	for i, n := range names {
+		ids[i] = m[n]
+	}
+	s.sorted[parent] = ids
+	return ids
 }
 
 func (s *Server) permissionsLocked(u *user, e *entity) map[string]any {

@@ -429,36 +429,55 @@ func TestChildrenPaging(t *testing.T) {
 	for i := 0; i < 120; i++ {
 		e.create(e.alice, kindFolder, e.folder, fmt.Sprintf("n%03d", i), nil)
 	}
-	var names []string
-	var tokens []string
-	var tok any
-	for {
-		r := e.do(e.alice, "POST", "/repo/v1/entity/children", map[string]any{"parentId": e.folder, "includeTypes": []string{"folder"},
-			"sortBy": "NAME", "sortDirection": "ASC", "nextPageToken": tok, "includeTotalChildCount": true})
-		want(t, r, http.StatusOK, "")
-		m := r.json(t)
-		if m["totalChildCount"] != 120.0 {
-			t.Errorf("totalChildCount: got %v, want 120", m["totalChildCount"])
+	// With totals every page reads all children; without, only up to the
+	// page's end: both must page alike, in both directions.
+	for _, v := range []struct {
+		dir    string
+		totals bool
+	}{{"ASC", true}, {"ASC", false}, {"DESC", false}, {"DESC", true}} {
+		var names []string
+		var tokens []string
+		var tok any
+		for {
+			r := e.do(e.alice, "POST", "/repo/v1/entity/children", map[string]any{"parentId": e.folder, "includeTypes": []string{"folder"},
+				"sortBy": "NAME", "sortDirection": v.dir, "nextPageToken": tok, "includeTotalChildCount": v.totals})
+			want(t, r, http.StatusOK, "")
+			m := r.json(t)
+			if v.totals && m["totalChildCount"] != 120.0 {
+				t.Errorf("totalChildCount: got %v, want 120", m["totalChildCount"])
+			}
+			if _, ok := m["totalChildCount"]; ok != v.totals {
+				t.Errorf("%s: totalChildCount present %v, want %v", v.dir, ok, v.totals)
+			}
+			for _, h := range m["page"].([]any) {
+				hm := h.(map[string]any)
+				names = append(names, hm["name"].(string))
+				if hm["type"] != typeFolder {
+					t.Fatalf("header type: got %v", hm["type"])
+				}
+			}
+			next, ok := m["nextPageToken"].(string)
+			if !ok {
+				break
+			}
+			tokens = append(tokens, next)
+			tok = next
 		}
-		for _, h := range m["page"].([]any) {
-			hm := h.(map[string]any)
-			names = append(names, hm["name"].(string))
-			if hm["type"] != typeFolder {
-				t.Fatalf("header type: got %v", hm["type"])
+		if len(names) != 120 {
+			t.Fatalf("%s totals=%v: %d names, want 120", v.dir, v.totals, len(names))
+		}
+		for i, n := range names {
+			k := i
+			if v.dir == "DESC" {
+				k = 119 - i
+			}
+			if n != fmt.Sprintf("n%03d", k) {
+				t.Fatalf("%s totals=%v: name %d is %q, want n%03d", v.dir, v.totals, i, n, k)
 			}
 		}
-		next, ok := m["nextPageToken"].(string)
-		if !ok {
-			break
+		if strings.Join(tokens, ",") != "50a50,50a100" {
+			t.Errorf("%s totals=%v: tokens: got %v, want [50a50 50a100]", v.dir, v.totals, tokens)
 		}
-		tokens = append(tokens, next)
-		tok = next
-	}
-	if len(names) != 120 || names[0] != "n000" || names[119] != "n119" {
-		t.Errorf("names: got %d, first %q last %q", len(names), names[0], names[len(names)-1])
-	}
-	if strings.Join(tokens, ",") != "50a50,50a100" {
-		t.Errorf("tokens: got %v, want [50a50 50a100]", tokens)
 	}
 	r := e.do(e.alice, "POST", "/repo/v1/entity/children", map[string]any{"parentId": e.folder, "includeTypes": []string{"folder"}, "sortDirection": "DESC"})
 	if first := r.json(t)["page"].([]any)[0].(map[string]any)["name"]; first != "n119" {

@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -430,28 +431,57 @@ func (s *Server) hChildren(c *call) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	pid := rootID
+	var parent *entity
 	if in.ParentID.set {
 		p, err := s.readableLocked(c.u, in.ParentID.v)
 		if err != nil {
 			return err
 		}
-		pid = p.ID
+		pid, parent = p.ID, p
 	}
+	// A child of a folder or project without its own ACL has the parent's
+	// benefactor, so the parent's answer is its answer.
+	inherit := parent != nil && pid != rootID && pid != trashID
+	parentRead := inherit && s.accessLocked(c.u, parent, accRead)
+	// In name order without totals, a page needs the children up to its
+	// end and one more (is there a next page?), not all of them: listing a
+	// large folder page by page does not cost its size on every page.
+	byName := in.SortBy == "" || in.SortBy == "NAME"
+	need := -1
+	if byName && !in.IncludeTotalChildCount && !in.IncludeSumFileSizes {
+		need = offset + limit + 1
+	}
+	desc := in.SortDirection == "DESC"
+	ids := s.sortedKidsLocked(pid)
 	var list []*entity
-	for _, e := range s.childrenLocked(pid) {
-		if types[e.Kind] && s.accessLocked(c.u, e, accRead) {
+	for i := range ids {
+		if len(list) == need {
+			break
+		}
+		if desc && byName {
+			i = len(ids) - 1 - i
+		}
+		e := s.st.Entities[ids[i]]
+		if e == nil || !types[e.Kind] {
+			continue
+		}
+		if inherit && e.ACL == nil {
+			if parentRead {
+				list = append(list, e)
+			}
+		} else if s.accessLocked(c.u, e, accRead) {
 			list = append(list, e)
 		}
 	}
-	switch in.SortBy {
-	case "CREATED_ON":
-		sort.SliceStable(list, func(i, j int) bool { return list[i].CreatedOn.Before(list[j].CreatedOn) })
-	case "MODIFIED_ON":
-		sort.SliceStable(list, func(i, j int) bool { return list[i].ModifiedOn.Before(list[j].ModifiedOn) })
-	}
-	if in.SortDirection == "DESC" {
-		for i, j := 0, len(list)-1; i < j; i, j = i+1, j-1 {
-			list[i], list[j] = list[j], list[i]
+	if !byName {
+		switch in.SortBy {
+		case "CREATED_ON":
+			sort.SliceStable(list, func(i, j int) bool { return list[i].CreatedOn.Before(list[j].CreatedOn) })
+		case "MODIFIED_ON":
+			sort.SliceStable(list, func(i, j int) bool { return list[i].ModifiedOn.Before(list[j].ModifiedOn) })
+		}
+		if desc {
+			slices.Reverse(list)
 		}
 	}
 	page := []headerOut{}

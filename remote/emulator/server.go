@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -105,6 +106,9 @@ type Server struct {
 	tokens map[string]*user           // token hash → user
 	names  map[string]*user           // userName → user
 	kids   map[int64]map[string]int64 // parent → name → child
+	// sorted caches each parent's children IDs in name order, kept in step
+	// by linkLocked and unlinkLocked: a listing page costs no sort.
+	sorted map[int64][]int64
 	closed bool
 
 	// fmu protects the fields below.
@@ -201,6 +205,7 @@ func (s *Server) reindexLocked() {
 	s.tokens = map[string]*user{}
 	s.names = map[string]*user{}
 	s.kids = map[int64]map[string]int64{}
+	s.sorted = map[int64][]int64{}
 	for _, u := range s.st.Users {
 		s.names[u.UserName] = u
 		for _, t := range u.Tokens {
@@ -218,12 +223,41 @@ func (s *Server) linkLocked(e *entity) {
 		m = map[string]int64{}
 		s.kids[e.ParentID] = m
 	}
+	if old, ok := m[e.Name]; ok {
+		s.unsortLocked(e.ParentID, e.Name, old)
+	}
 	m[e.Name] = e.ID
+	if ids, ok := s.sorted[e.ParentID]; ok {
+		i := s.sortedIndexLocked(ids, e.Name)
+		s.sorted[e.ParentID] = slices.Insert(ids, i, e.ID)
+	}
+}
+
+// sortedIndexLocked is where name is, or goes, in ids (sorted by name).
+func (s *Server) sortedIndexLocked(ids []int64, name string) int {
+	i, _ := slices.BinarySearchFunc(ids, name, func(id int64, name string) int {
+		return strings.Compare(s.st.Entities[id].Name, name)
+	})
+	return i
+}
+
+// unsortLocked takes id, named name, out of parent's sorted children.
+func (s *Server) unsortLocked(parent int64, name string, id int64) {
+	ids, ok := s.sorted[parent]
+	if !ok {
+		return
+	}
+	if i := s.sortedIndexLocked(ids, name); i < len(ids) && ids[i] == id {
+		s.sorted[parent] = slices.Delete(ids, i, i+1)
+	} else {
+		delete(s.sorted, parent) // out of step: sort afresh when next asked
+	}
 }
 
 func (s *Server) unlinkLocked(e *entity) {
 	if m := s.kids[e.ParentID]; m != nil && m[e.Name] == e.ID {
 		delete(m, e.Name)
+		s.unsortLocked(e.ParentID, e.Name, e.ID)
 	}
 }
 
