@@ -27,7 +27,7 @@ type mutation struct {
 	drop string
 }
 
-// Load returns parentID's listing. A listing younger than the TTL is
+// Load returns parentID's listing. A listing younger than its TTL (ttlFor) is
 // returned as is. One older than the TTL but younger than twice the TTL is
 // returned as is too, and one fetch refreshes it in the background, so a
 // walk that outlasts the TTL is not made to wait, nor to list the folder
@@ -37,11 +37,11 @@ type mutation struct {
 // ctx bounds only the caller's wait.
 func (c *Cache) Load(ctx context.Context, parentID string, fetch Fetch) (*Listing, error) {
 	if l, ok := c.lists.Get(parentID); ok {
-		age := c.now().Sub(l.fetched)
-		if age < c.ttl {
+		age, ttl := c.now().Sub(l.fetched), c.ttlFor(l)
+		if age < ttl {
 			return l, nil
 		}
-		if age < 2*c.ttl {
+		if age < 2*ttl {
 			c.start(parentID, fetch)
 			return l, nil
 		}
@@ -64,7 +64,7 @@ func (c *Cache) start(parentID string, fetch Fetch) *flight {
 	}
 	// A fetch may have finished between the caller's look at the cache and
 	// here (run adds its answer under fmu): do not fetch a fresh listing again.
-	if l, ok := c.lists.Get(parentID); ok && c.now().Sub(l.fetched) < c.ttl {
+	if l, ok := c.lists.Get(parentID); ok && c.now().Sub(l.fetched) < c.ttlFor(l) {
 		f := &flight{done: make(chan struct{}), l: l}
 		close(f.done)
 		return f

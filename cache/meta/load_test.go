@@ -2,6 +2,7 @@ package meta
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -144,5 +145,55 @@ func TestLoadWaitBoundedByContext(t *testing.T) {
 	_, err := c.Load(ctx, "syn1", func() ([]remote.Entity, error) { <-release; return nil, nil })
 	if err != context.Canceled {
 		t.Fatalf("got %v, want context.Canceled", err)
+	}
+}
+
+// TestLargeListingTrustedLonger: with PageCost set, a listing of many
+// pages is trusted pages × PageCost (so re-listing it spends a bounded
+// share of the REST budget), while a small one keeps the TTL.
+func TestLargeListingTrustedLonger(t *testing.T) {
+	clk := &clock{t: time.Unix(1000, 0)}
+	c := New(Options{TTL: 10 * time.Second, PageCost: time.Second, Now: clk.Now})
+	var fetches atomic.Int32
+	list := func(n int) Fetch {
+		return func() ([]remote.Entity, error) {
+			fetches.Add(1)
+			out := make([]remote.Entity, n)
+			for i := range out {
+				out[i] = remote.Entity{ID: fmt.Sprintf("syn%d", 100+i), Name: fmt.Sprintf("f%05d", i)}
+			}
+			return out, nil
+		}
+	}
+	big, small := list(40*PageSize), list(3) // 40 pages: trusted 40 s
+	for _, p := range []struct {
+		id    string
+		fetch Fetch
+	}{{"big", big}, {"small", small}} {
+		if _, err := c.Load(context.Background(), p.id, p.fetch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := fetches.Load(); n != 2 {
+		t.Fatalf("%d fetches, want 2", n)
+	}
+	clk.Advance(30 * time.Second) // past the TTL, within 40 pages × 1 s
+	c.Load(context.Background(), "big", big)
+	if n := fetches.Load(); n != 2 {
+		t.Fatalf("a 40-page listing 30 s old was fetched again (%d fetches); it is trusted 40 s", n)
+	}
+	if c.Listing("small") != nil {
+		t.Fatal("a small listing 30 s old (3 × its TTL) is still served")
+	}
+	clk.Advance(20 * time.Second) // 50 s: stale, served while refreshed
+	if l, err := c.Load(context.Background(), "big", big); err != nil || l.Len() != 40*PageSize {
+		t.Fatalf("stale big listing not served: %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for fetches.Load() != 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no refresh of the big listing 50 s old (%d fetches)", fetches.Load())
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -26,18 +26,32 @@ type Options struct {
 	Perms    int           // how many permission records (default 1024)
 	TTL      time.Duration // how long a listing is trusted (default 10 s); see Load
 	PermTTL  time.Duration // how long permissions are trusted (default 5 min)
+	// PageCost stretches the TTL of large listings: one of n pages (of
+	// PageSize children, the size of a Synapse listing page) is trusted at
+	// least n × PageCost, so re-listing a large folder spends a bounded
+	// share of the REST budget (with PageCost ten times the interval
+	// between calls, a tenth). 0: every listing is trusted TTL.
+	PageCost time.Duration
 	Now      func() time.Time
 }
+
+// PageSize is the number of children in one page of a Synapse listing.
+const PageSize = 50
+
+// maxPages is the most pages a Synapse folder's listing has (10,000
+// children).
+const maxPages = 10000 / PageSize
 
 // Cache holds listings and permissions. It is safe for concurrent use.
 //
 // Lock order: fmu before a Listing's mu.
 type Cache struct {
-	ttl   time.Duration
-	now   func() time.Time
-	lists *expirable.LRU[string, *Listing] // kept for 2 × TTL; see Load
-	perms *expirable.LRU[string, remote.Permissions]
-	known *lastKnown // answers past their TTL, for offline fallback (lastknown.go)
+	ttl      time.Duration
+	pageCost time.Duration
+	now      func() time.Time
+	lists    *expirable.LRU[string, *Listing] // kept for 2 × the longest TTL; see Load
+	perms    *expirable.LRU[string, remote.Permissions]
+	known    *lastKnown // answers past their TTL, for offline fallback (lastknown.go)
 
 	fmu     sync.Mutex // protects the fields below
 	flights map[string]*flight
@@ -61,20 +75,30 @@ func New(o Options) *Cache {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	keep := 2 * max(o.TTL, maxPages*o.PageCost)
 	return &Cache{
-		ttl:     o.TTL,
-		now:     o.Now,
-		lists:   expirable.NewLRU[string, *Listing](o.Listings, nil, 2*o.TTL),
-		perms:   expirable.NewLRU[string, remote.Permissions](o.Perms, nil, o.PermTTL),
-		flights: map[string]*flight{},
-		known:   newLastKnown(),
+		ttl:      o.TTL,
+		pageCost: max(o.PageCost, 0),
+		now:      o.Now,
+		lists:    expirable.NewLRU[string, *Listing](o.Listings, nil, keep),
+		perms:    expirable.NewLRU[string, remote.Permissions](o.Perms, nil, o.PermTTL),
+		flights:  map[string]*flight{},
+		known:    newLastKnown(),
 	}
 }
 
-// Listing returns the cached listing of parentID, fresh or not, or nil.
+// ttlFor is how long l is trusted: the TTL, or longer for a listing of
+// many pages (Options.PageCost).
+func (c *Cache) ttlFor(l *Listing) time.Duration {
+	pages := min((l.Len()+PageSize-1)/PageSize, maxPages)
+	return max(c.ttl, time.Duration(pages)*c.pageCost)
+}
+
+// Listing returns the cached listing of parentID, fresh or served while
+// refreshed (younger than twice its TTL), or nil.
 func (c *Cache) Listing(parentID string) *Listing {
 	l, ok := c.lists.Get(parentID)
-	if !ok {
+	if !ok || c.now().Sub(l.fetched) >= 2*c.ttlFor(l) {
 		return nil
 	}
 	return l
