@@ -223,3 +223,17 @@ func PartSizeFor(size int64) int64 {
 	}
 	return ps
 }
+
+type backgroundKey struct{}
+
+// Background marks ctx as carrying work nobody waits on (uploads): a
+// client that paces its calls serves calls without the mark first.
+func Background(ctx context.Context) context.Context {
+	return context.WithValue(ctx, backgroundKey{}, true)
+}
+
+// IsBackground reports whether ctx was marked by Background.
+func IsBackground(ctx context.Context) bool {
+	b, _ := ctx.Value(backgroundKey{}).(bool)
+	return b
+}

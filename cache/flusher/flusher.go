@@ -262,7 +262,8 @@ func (f *Flusher) Status() []FileStatus {
 func (f *Flusher) put(ino uint64) writeback.PutFn {
 	return func(ctx context.Context) error {
 		defer f.setProgress(ino, progress{})
-		return f.upload(ctx, ino)
+		// Its REST calls yield to the ones a person waits on (remote.Background).
+		return f.upload(remote.Background(ctx), ino)
 	}
 }
 

@@ -35,7 +35,7 @@ func (f *Flusher) putFolder(ino uint64) writeback.PutFn {
 		if later := f.offline(nil); later != nil {
 			return later
 		}
-		_, err := f.ensureFolder(ctx, ino)
+		_, err := f.ensureFolder(remote.Background(ctx), ino)
 		switch {
 		case err == nil, errors.Is(err, cache.ErrNotFound):
 			return nil

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,13 +34,34 @@ const (
 // stays under the limit: a burst of a twentieth, and the rest spread over
 // the minute (600 a minute: 30 at once, then 569 a minute), so that no
 // call is refused with a 429.
+//
+// Calls that find no token wait in two queues: calls someone is waiting
+// for (a listing, a stat: the default) and calls made for the background
+// (remote.Background: uploads). While both wait, the first takes three
+// tokens of every four (fgShare) and the background the fourth: browsing
+// a large folder while thousands of files upload is not paced behind
+// them, and the uploads still go on at a quarter of the budget when the
+// browsing alone could spend it all (the sizes of 10,000 files).
 type limiter struct {
 	sem chan struct{}
 
-	mu       sync.Mutex // protects tat
+	mu       sync.Mutex // protects the fields below
 	tat      time.Time  // theoretical arrival time of the next call
 	interval time.Duration
 	burst    time.Duration
+	queue    [2][]*rateWaiter // [0] foreground, [1] background; FIFO each
+	armed    bool             // a dispatch is scheduled
+	streak   int              // foreground grants in a row while the background waits
+}
+
+// fgShare is how many tokens in a row foreground calls take while
+// background calls wait, before one goes to the background.
+const fgShare = 3
+
+// rateWaiter is one call waiting for a token.
+type rateWaiter struct {
+	ready   chan struct{} // closed when granted
+	granted bool          // guarded by limiter.mu
 }
 
 func newLimiter(concurrent, perMinute int) *limiter {
@@ -55,18 +77,27 @@ func newLimiter(concurrent, perMinute int) *limiter {
 // acquire waits for the rate limit and then for a free slot. The caller must
 // call release once the call has finished.
 func (l *limiter) acquire(ctx context.Context) error {
-	l.mu.Lock()
-	now := time.Now()
-	tat := l.tat
-	if tat.Before(now) {
-		tat = now
+	lane := 0
+	if remote.IsBackground(ctx) {
+		lane = 1
 	}
-	wait := tat.Sub(now) - l.burst
-	l.tat = tat.Add(l.interval)
-	l.mu.Unlock()
-	if wait > 0 {
-		if err := sleep(ctx, wait); err != nil {
-			return err
+	l.mu.Lock()
+	if len(l.queue[0])+len(l.queue[1]) == 0 && l.takeLocked(time.Now()) {
+		l.mu.Unlock()
+	} else {
+		w := &rateWaiter{ready: make(chan struct{})}
+		l.queue[lane] = append(l.queue[lane], w)
+		l.armLocked(time.Now())
+		l.mu.Unlock()
+		select {
+		case <-w.ready:
+		case <-ctx.Done():
+			l.mu.Lock()
+			if !w.granted {
+				l.queue[lane] = slices.DeleteFunc(l.queue[lane], func(x *rateWaiter) bool { return x == w })
+			}
+			l.mu.Unlock()
+			return ctx.Err() // a token granted meanwhile is spent unused
 		}
 	}
 	select {
@@ -74,6 +105,57 @@ func (l *limiter) acquire(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// takeLocked takes a token if one is due at now.
+func (l *limiter) takeLocked(now time.Time) bool {
+	tat := l.tat
+	if tat.Before(now) {
+		tat = now
+	}
+	if tat.Sub(now) > l.burst {
+		return false
+	}
+	l.tat = tat.Add(l.interval)
+	return true
+}
+
+// armLocked schedules a dispatch for when the next token is due, unless
+// one is scheduled.
+func (l *limiter) armLocked(now time.Time) {
+	if l.armed {
+		return
+	}
+	l.armed = true
+	time.AfterFunc(max(l.tat.Sub(now)-l.burst, 0), l.dispatch)
+}
+
+// dispatch grants the tokens due to the waiters, foreground first.
+func (l *limiter) dispatch() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.armed = false
+	now := time.Now()
+	for len(l.queue[0])+len(l.queue[1]) > 0 && l.takeLocked(now) {
+		lane := 0
+		switch {
+		case len(l.queue[0]) == 0:
+			lane = 1
+		case len(l.queue[1]) == 0:
+			l.streak = 0
+		case l.streak >= fgShare:
+			lane, l.streak = 1, 0
+		default:
+			l.streak++
+		}
+		w := l.queue[lane][0]
+		l.queue[lane] = l.queue[lane][1:]
+		w.granted = true
+		close(w.ready)
+	}
+	if len(l.queue[0])+len(l.queue[1]) > 0 {
+		l.armLocked(now)
 	}
 }
 

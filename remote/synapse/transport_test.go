@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -68,6 +69,68 @@ func TestLimiterRate(t *testing.T) {
 	}
 	if err == nil {
 		t.Error("5 calls beyond the burst within 20ms: got no wait, want the rate limit to hold them")
+	}
+}
+
+// TestLimiterForegroundFirst: once the burst is spent, calls someone
+// waits for take the next tokens before calls queued earlier for the
+// background, three of every four while both wait, and all at the rate.
+func TestLimiterForegroundFirst(t *testing.T) {
+	l := newLimiter(100, 300) // a burst of 15, then a token every ~211 ms
+	ctx := context.Background()
+	for range 15 {
+		if err := l.acquire(ctx); err != nil {
+			t.Fatal(err)
+		}
+		l.release()
+	}
+	queued := func(lane, n int) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			l.mu.Lock()
+			got := len(l.queue[lane])
+			l.mu.Unlock()
+			if got >= n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("lane %d: %d waiting, want %d", lane, got, n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	order := make(chan string, 10)
+	var wg sync.WaitGroup
+	call := func(ctx context.Context, name string) {
+		wg.Go(func() {
+			if err := l.acquire(ctx); err != nil {
+				t.Error(err)
+				return
+			}
+			order <- name
+			l.release()
+		})
+	}
+	for range 4 {
+		call(remote.Background(ctx), "bg")
+	}
+	queued(1, 4)
+	start := time.Now()
+	for range 6 {
+		call(ctx, "fg")
+	}
+	wg.Wait()
+	close(order)
+	var got []string
+	for o := range order {
+		got = append(got, o)
+	}
+	if want := "fg fg fg bg fg fg fg bg bg bg"; strings.Join(got, " ") != want {
+		t.Fatalf("grant order %v, want %s", got, want)
+	}
+	if d := time.Since(start); d < 1800*time.Millisecond {
+		t.Errorf("10 calls past the burst took %v, want the rate (about 211 ms a call) kept", d)
 	}
 }
 
