@@ -454,14 +454,15 @@ func (s *Server) hChildren(c *call) error {
 	desc := in.SortDirection == "DESC"
 	ids := s.sortedKidsLocked(pid)
 	var list []*entity
-	for i := range ids {
+	if desc && byName {
+		ids = slices.Clone(ids) // the kept order is shared
+		slices.Reverse(ids)
+	}
+	for _, id := range ids {
 		if len(list) == need {
 			break
 		}
-		if desc && byName {
-			i = len(ids) - 1 - i
-		}
-		e := s.st.Entities[ids[i]]
+		e := s.st.Entities[id]
 		if e == nil || !types[e.Kind] {
 			continue
 		}
