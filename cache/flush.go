@@ -198,6 +198,24 @@ func (f *File) Truncate(ctx context.Context, size int64) error {
 	} else {
 		f.dropMD5Locked()
 	}
+	return f.shrinkLocked(size, func(rec *Record) {
+		rec.State, rec.MD5, rec.Gen = StateOpen, "", f.gen.Load()
+		if rewrite {
+			rec.Incomplete, rec.Err, rec.Attempts = false, "", 0
+		}
+	}, func() {
+		f.marked, f.pstate = true, StateOpen
+		if rewrite {
+			f.werr = nil
+		}
+	})
+}
+
+// shrinkLocked cuts the file to size, below its size: pending chunks past
+// it go, the tail of the chunk it ends in is zeroed, and the record, with
+// edit applied, stops claiming the chunks past it (committed runs then)
+// before they are deleted. Caller holds the ino lock with the pipe drained.
+func (f *File) shrinkLocked(size int64, edit func(*Record), committed func()) error {
 	s := f.s
 	cs := s.chunk
 	first := (size + cs - 1) / cs // first chunk wholly past the new end
@@ -214,25 +232,19 @@ func (f *File) Truncate(ctx context.Context, size int64) error {
 		clear(b[in:])
 	}
 	// The record first: it must not claim the chunks about to go.
-	err = s.update(func(txn *badger.Txn) error {
+	err := s.update(func(txn *badger.Txn) error {
 		rec, err := getRecord(txn, f.ino)
 		if err != nil {
 			return err
 		}
-		rec.State, rec.MD5, rec.Gen = StateOpen, "", f.gen.Load()
+		edit(rec)
 		rec.Size = min(rec.Size, size)
-		if rewrite {
-			rec.Incomplete, rec.Err, rec.Attempts = false, "", 0
-		}
 		return putRecord(txn, rec)
 	})
 	if err != nil {
 		return err
 	}
-	f.marked, f.pstate = true, StateOpen
-	if rewrite {
-		f.werr = nil
-	}
+	committed()
 	if err := s.deleteChunksFrom(f.ino, first); err != nil {
 		return err
 	}

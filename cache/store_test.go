@@ -698,6 +698,39 @@ func TestNoSpace(t *testing.T) {
 	g.Release()
 }
 
+// TestFailedWriteCutsToPrefix: the kernel sends a file's pages with
+// several WRITEs in flight, so one past a failing WRITE can land first.
+// The file is then cut at the lowest failed offset: it reads back, open
+// and committed, as exactly the bytes staged before it, never with a hole.
+func TestFailedWriteCutsToPrefix(t *testing.T) {
+	const cs = 16
+	s := memStore(t, Options{ChunkSize: cs, MaxSize: 4 * cs, SpaceWait: 20 * time.Millisecond})
+	bg := context.Background()
+	src := pattern(6*cs, 3)
+	rec, f := create(t, s, "p", "a")
+	writeAt(t, f, src[:cs], 0)
+	writeAt(t, f, src[2*cs:3*cs], 2*cs) // ahead of the WRITE for [cs, 2cs)
+	if _, err := f.WriteAt(bg, src[5*cs:], 5*cs); !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("write past MaxSize: %v, want ErrNoSpace", err)
+	}
+	if _, err := f.WriteAt(bg, src[cs:2*cs], cs); !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("late write below it: %v, want ErrNoSpace", err)
+	}
+	if got := readAll(t, f); !bytes.Equal(got, src[:cs]) {
+		t.Fatalf("open file reads %d bytes, want the %d staged before the lowest failed write", len(got), cs)
+	}
+	f.Release()
+	if got, _ := committed(t, s, rec.Ino); !bytes.Equal(got, src[:cs]) {
+		t.Fatalf("committed %d bytes, want the first %d", len(got), cs)
+	}
+	if r, err := s.Get(rec.Ino); err != nil || r.Size != cs || !r.Incomplete {
+		t.Fatalf("record %+v, %v: want %d bytes, incomplete", r, err, cs)
+	}
+	if u := s.Used(); u != cs {
+		t.Errorf("Used() = %d, want %d: the cut-off bytes are given back", u, cs)
+	}
+}
+
 func TestIncompleteSurvivesReopen(t *testing.T) {
 	dir := t.TempDir()
 	s := openStore(t, Options{Dir: dir, ChunkSize: 16, MaxSize: 64, SpaceWait: 10 * time.Millisecond, DiskHeadroom: -1})

@@ -96,6 +96,30 @@ func (f *File) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
 	if err := f.usableLocked(); err != nil {
 		return 0, err
 	}
+	n, err := f.writeAtLocked(ctx, p, off)
+	if err != nil && f.werr != nil {
+		f.cutLocked(off)
+	}
+	return n, err
+}
+
+// cutLocked shrinks an incomplete file to off, where a write failed. The
+// kernel sends a file's pages with several WRITEs in flight, so a WRITE
+// past the failed one may have landed first, leaving a hole of zeros
+// below the size; cut at the lowest failed offset, the file reads back
+// as exactly what was staged: a prefix of what the program wrote.
+func (f *File) cutLocked(off int64) {
+	if off >= f.size.Load() {
+		return
+	}
+	_ = f.drainLocked() // a failure is recorded already
+	f.dropMD5Locked()
+	if err := f.shrinkLocked(off, func(*Record) {}, func() {}); err != nil {
+		f.s.log.Warn("cache: cutting an incomplete file to what was staged", "ino", f.ino, "err", err)
+	}
+}
+
+func (f *File) writeAtLocked(ctx context.Context, p []byte, off int64) (int, error) {
 	if f.werr != nil {
 		return 0, f.werr
 	}
