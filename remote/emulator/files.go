@@ -355,7 +355,11 @@ func (s *Server) hPutPart(c *call) error {
 	if key == "" {
 		return s3Error(c, http.StatusNotFound, "NoSuchUpload", "The specified upload does not exist.")
 	}
-	sum, err := s.blobs.put(key, c.r.Body, c.r.ContentLength)
+	var body io.Reader = c.r.Body
+	if s.up != nil {
+		body = linkReader{ctx: c.r.Context(), r: body, l: s.up}
+	}
+	sum, err := s.blobs.put(key, body, c.r.ContentLength)
 	if err != nil {
 		if errors.Is(err, errShortBody) {
 			return s3Error(c, http.StatusBadRequest, "IncompleteBody", "You did not provide the number of bytes specified by the Content-Length HTTP header.")
@@ -669,6 +673,9 @@ func (s *Server) hGetBlob(c *call) error {
 	pr := newPartsReader(s.blobs, h.Parts)
 	defer pr.Close()
 	w := c.w
+	if s.down != nil {
+		w = linkWriter{ResponseWriter: w, ctx: c.r.Context(), l: s.down}
+	}
 	w.Header().Set("Content-Type", h.ContentType)
 	w.Header().Set("ETag", `"`+h.ContentMD5+`"`)
 	if cd := c.r.URL.Query().Get("response-content-disposition"); cd != "" {

@@ -19,7 +19,10 @@ type ServeConfig struct {
 	Users    []string // extra users, each "NAME:TOKEN" or "NAME:TOKEN:uncertified"
 	Faults   []string // fault specs for ParseFault
 	Throttle bool     // see Options.Throttle
-	Out      io.Writer
+	// RatePerMinute and LinkRate: see Options.
+	RatePerMinute int
+	LinkRate      int64
+	Out           io.Writer
 }
 
 // Serve runs the emulator for `synfs emulator`: it listens on c.Addr, seeds
@@ -53,7 +56,7 @@ func Serve(ctx context.Context, c ServeConfig) error {
 		}
 		users = append(users, extra{parts[0], parts[1], len(parts) == 2})
 	}
-	s, err := New(Options{DataDir: c.DataDir, Throttle: c.Throttle})
+	s, err := New(Options{DataDir: c.DataDir, Throttle: c.Throttle, RatePerMinute: c.RatePerMinute, LinkRate: c.LinkRate})
 	if err != nil {
 		return err
 	}
@@ -83,6 +86,12 @@ func Serve(ctx context.Context, c ServeConfig) error {
 	fmt.Fprintf(c.Out, "endpoints: repo %s/repo/v1  file %s/file/v1  auth %s/auth/v1\n", base, base, base)
 	for _, f := range faults {
 		fmt.Fprintf(c.Out, "fault: %s\n", f)
+	}
+	if c.RatePerMinute > 0 {
+		fmt.Fprintf(c.Out, "throttle: %d REST calls a minute per user\n", c.RatePerMinute)
+	}
+	if c.LinkRate > 0 {
+		fmt.Fprintf(c.Out, "link: presigned transfers paced to %d bytes/s each way\n", c.LinkRate)
 	}
 	hs := &http.Server{Handler: s, ReadHeaderTimeout: time.Minute}
 	errc := make(chan error, 1)

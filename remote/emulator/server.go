@@ -57,6 +57,12 @@ type Options struct {
 	MaxChildren, MaxDepth, MaxVersions int
 	// RequestLogSize is how many RequestRecords are kept; 0 means 100000.
 	RequestLogSize int
+	// LinkRate, when > 0, paces presigned transfers to this many bytes a
+	// second in each direction, shared by all transfers in it, as the
+	// network between a client and S3 would: part PUTs share one rate,
+	// blob GETs the other. REST calls are not paced (add latency with a
+	// fault, e.g. "*:latency=10ms").
+	LinkRate int64
 }
 
 // Stats are counters of what the emulator has done since New.
@@ -117,6 +123,10 @@ type Server struct {
 	nextFault int
 	rng       *rand.Rand
 
+	// up and down pace presigned part PUTs and blob GETs (Options.LinkRate);
+	// nil when not paced.
+	up, down *link
+
 	// tmu protects the fields below.
 	tmu      sync.Mutex
 	inflight map[string]int
@@ -163,6 +173,8 @@ func New(o Options) (*Server, error) {
 		inflight: map[string]int{},
 		recent:   map[string][]time.Time{},
 		stats:    Stats{EntityCreates: map[string]int{}, Requests: map[string]int{}},
+		up:       newLink(o.LinkRate),
+		down:     newLink(o.LinkRate),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
