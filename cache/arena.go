@@ -9,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"unsafe"
 
 	"github.com/dgraph-io/badger/v4"
 	"golang.org/x/sys/unix"
@@ -54,22 +56,89 @@ type arena interface {
 
 // fileArena is the arena file. A hole punch that the file system does not
 // support leaves the blocks allocated; they are reused.
-type fileArena struct{ f *os.File }
+//
+// Chunks are written with direct I/O where the file system allows it (a
+// second descriptor opened O_DIRECT): the bytes go from the chunk buffer
+// to the disk without a copy into the page cache. Through FUSE the staged
+// bytes already sit in the kernel's cache of the mounted file; a second
+// cached copy cost more CPU than everything else in staging (a profile of
+// a 2 GiB cp: 4.3 of 8.5 s in pwrite) and memory the machine could use.
+// Reads, punches and syncs use the first descriptor; the kernel keeps the
+// two coherent (a direct write drops the cached pages of its range).
+// Small chunks (under directMin: small files, the tails of large ones) and
+// writes direct I/O cannot take (an unaligned buffer or offset, or a file
+// system that answers EINVAL) go through the page cache as before: a
+// direct write waits for the disk, which costs a small file more than the
+// copy it saves (1,000 × 4 KiB: 1.36–1.38 s direct, 0.97–1.03 s buffered).
+type fileArena struct {
+	f      *os.File
+	d      *os.File    // O_DIRECT; nil when the file system refused it
+	direct atomic.Bool // d is still worth trying
+}
+
+// dioAlign is the alignment direct I/O wants of buffers, offsets and
+// lengths: 4096 covers every logical block size Linux supports below it.
+const dioAlign = 4096
+
+// directMin is the smallest chunk written with direct I/O.
+const directMin = 256 << 10
 
 func openFileArena(dir string) (*fileArena, error) {
-	f, err := os.OpenFile(filepath.Join(dir, arenaName), os.O_RDWR|os.O_CREATE, 0o600)
+	name := filepath.Join(dir, arenaName)
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
-	return &fileArena{f: f}, nil
+	a := &fileArena{f: f}
+	if d, err := os.OpenFile(name, os.O_WRONLY|unix.O_DIRECT, 0); err == nil {
+		a.d = d
+		a.direct.Store(true)
+	}
+	return a, nil
 }
 
 func (a *fileArena) WriteAt(p []byte, off int64) (int, error) {
-	n, err := a.f.WriteAt(p, off)
-	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
-		err = fmt.Errorf("%w: %v", ErrNoSpace, err)
+	if n, ok, err := a.writeDirect(p, off); ok {
+		return n, err
 	}
-	return n, err
+	n, err := a.f.WriteAt(p, off)
+	return n, noSpace(err)
+}
+
+// writeDirect writes p at off through the O_DIRECT descriptor, rounded up
+// to dioAlign with whatever bytes follow p in its buffer (a slot's bytes
+// past its chunk's length are never read). ok false means it did not
+// try, or the file system refused, and the write must be buffered.
+func (a *fileArena) writeDirect(p []byte, off int64) (n int, ok bool, err error) {
+	r := (len(p) + dioAlign - 1) &^ (dioAlign - 1)
+	if !a.direct.Load() || len(p) < directMin || off%dioAlign != 0 || r > cap(p) ||
+		uintptr(unsafe.Pointer(unsafe.SliceData(p)))%dioAlign != 0 {
+		return 0, false, nil
+	}
+	if _, err := a.d.WriteAt(p[:r], off); err != nil {
+		if errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.EOPNOTSUPP) {
+			a.direct.Store(false) // the file system does not take direct I/O
+			return 0, false, nil
+		}
+		return 0, true, noSpace(err)
+	}
+	return len(p), true, nil
+}
+
+// noSpace marks a full disk or quota as ErrNoSpace.
+func noSpace(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("%w: %v", ErrNoSpace, err)
+	}
+	return err
+}
+
+// alignedBuf returns n bytes whose first is aligned to dioAlign, so a
+// chunk buffer can be written with direct I/O.
+func alignedBuf(n int) []byte {
+	b := make([]byte, n+dioAlign)
+	off := int(-uintptr(unsafe.Pointer(unsafe.SliceData(b))) & (dioAlign - 1))
+	return b[off : off+n]
 }
 
 // ReadAt reads p at off; bytes past the end of the file read as zeros.
@@ -104,7 +173,12 @@ func (a *fileArena) Allocated() int64 {
 	return st.Blocks * 512
 }
 
-func (a *fileArena) Close() error { return a.f.Close() }
+func (a *fileArena) Close() error {
+	if a.d != nil {
+		a.d.Close()
+	}
+	return a.f.Close()
+}
 
 // memArena keeps slots in memory. Reads and writes never cross a slot.
 type memArena struct {

@@ -6,8 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"unsafe"
 
 	"github.com/dgraph-io/badger/v4"
+	"golang.org/x/sys/unix"
 )
 
 // Removing or truncating a staged file gives its disk space back at once
@@ -163,5 +165,97 @@ func TestInPlaceRewriteMarksRecordFirst(t *testing.T) {
 	f.Release()
 	if n == 0 {
 		t.Fatal("no chunk was rewritten in place")
+	}
+}
+
+// resident reports how many of the pages of [off, off+n) of file name are
+// in the page cache.
+func resident(t *testing.T, name string, off, n int64) int {
+	t.Helper()
+	fd, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fd.Close()
+	m, err := unix.Mmap(int(fd.Fd()), off, int(n), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(m)
+	page := os.Getpagesize()
+	vec := make([]byte, (int(n)+page-1)/page)
+	if _, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
+		t.Fatal(e)
+	}
+	in := 0
+	for _, v := range vec {
+		in += int(v & 1)
+	}
+	return in
+}
+
+// A chunk in an aligned buffer is written with direct I/O: it reads back,
+// and leaves no copy in the page cache (staged bytes are already cached
+// once, in the mounted file). A small chunk, or one in an unaligned
+// buffer, is written through the page cache. A direct write over cached pages is what a read sees next.
+func TestArenaWritesDirect(t *testing.T) {
+	dir := t.TempDir()
+	a, err := openFileArena(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if a.d == nil {
+		t.Skip("the file system here refuses O_DIRECT")
+	}
+	name := filepath.Join(dir, arenaName)
+	buf := alignedBuf(slotSize)
+	copy(buf, pattern(slotSize, 1))
+	const n = 300<<10 + 5 // not a multiple of the block size
+	if _, err := a.WriteAt(buf[:n], slotSize); err != nil {
+		t.Fatal(err)
+	}
+	if !a.direct.Load() {
+		t.Skip("the file system here answered EINVAL to a direct write")
+	}
+	if got := resident(t, name, slotSize, n); got != 0 {
+		t.Errorf("after a direct write %d pages of the chunk are in the page cache, want 0", got)
+	}
+	got := make([]byte, n)
+	if _, err := a.ReadAt(got, slotSize); err != nil || !bytes.Equal(got, buf[:n]) {
+		t.Fatalf("direct chunk reads back wrong (%v)", err)
+	}
+
+	// Small: buffered, and cached.
+	if _, err := a.WriteAt(buf[:4096], 3*slotSize); err != nil {
+		t.Fatal(err)
+	}
+	if got := resident(t, name, 3*slotSize, 4096); got != 1 {
+		t.Errorf("a 4 KiB chunk left %d pages in the page cache, want 1 (small chunks are buffered)", got)
+	}
+
+	// Unaligned: buffered, and cached.
+	odd := make([]byte, n+1)[1:]
+	copy(odd, pattern(n, 2))
+	if _, err := a.WriteAt(odd, 2*slotSize); err != nil {
+		t.Fatal(err)
+	}
+	if got := resident(t, name, 2*slotSize, n); got == 0 {
+		t.Errorf("a buffered write left no page in the page cache")
+	}
+	if _, err := a.ReadAt(got, 2*slotSize); err != nil || !bytes.Equal(got, odd) {
+		t.Fatalf("buffered chunk reads back wrong (%v)", err)
+	}
+
+	// Slot 1 is cached now (read back above); rewrite it directly.
+	copy(buf, pattern(slotSize, 3))
+	if _, err := a.WriteAt(buf[:n], slotSize); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.ReadAt(got, slotSize); err != nil || !bytes.Equal(got, buf[:n]) {
+		t.Fatalf("a direct rewrite of cached pages reads back the old bytes (%v)", err)
+	}
+	if !a.direct.Load() {
+		t.Error("direct I/O was given up")
 	}
 }

@@ -69,7 +69,7 @@ func (f *File) chunkBufLocked(k, limit int64, whole bool) ([]byte, error) {
 	b, dirty := f.takeBuf()
 	switch {
 	case b == nil:
-		b = make([]byte, cs)
+		b = alignedBuf(int(cs))
 	case !whole:
 		clear(b[:dirty])
 	}
