@@ -107,6 +107,9 @@ func (fsys *FS) listRemote(parentID string) ([]remote.Entity, error) {
 	if err != nil {
 		return nil, err
 	}
+	if old := fsys.meta.StaleListing(parentID); old != nil {
+		fsys.dropVanished(parentID, old, children)
+	}
 	var keys []cache.VersionKey
 	for _, e := range children {
 		if e.Kind == remote.KindFile && e.Version > 0 {
@@ -131,6 +134,30 @@ func (fsys *FS) listRemote(parentID string) ([]remote.Entity, error) {
 		go fsys.prefetch(missing)
 	}
 	return children, nil
+}
+
+// dropVanished tells the kernel to forget the entries of parentID's
+// directory that were in its last listing, old, and are not in children
+// (or name another entity now): removed, moved or replaced elsewhere. The
+// kernel would otherwise trust such an entry for the rest of its own TTL,
+// past the listing that shows it gone, and a create in a removed folder
+// would be staged for a folder that no longer exists.
+func (fsys *FS) dropVanished(parentID string, old *meta.Listing, children []remote.Entity) {
+	fsys.mu.Lock()
+	d := fsys.dirs[parentID]
+	fsys.mu.Unlock()
+	if d == nil {
+		return
+	}
+	now := make(map[string]string, len(children))
+	for _, e := range children {
+		now[e.Name] = e.ID
+	}
+	for _, e := range old.Entries() {
+		if id, ok := now[e.Name]; !ok || id != e.ID {
+			fsys.invalidate(nil, e.Name, d)
+		}
+	}
 }
 
 // prefetch fetches the metadata of versions ks in the background, in
