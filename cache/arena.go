@@ -107,7 +107,8 @@ func (a *fileArena) WriteAt(p []byte, off int64) (int, error) {
 
 // writeDirect writes p at off through the O_DIRECT descriptor, rounded up
 // to dioAlign with whatever bytes follow p in its buffer (a slot's bytes
-// past its chunk's length are never read). ok false means it did not
+// past its chunk's length are never read; the rounded write stays in the
+// slot, since len(p) <= slotSize, a multiple of dioAlign). ok false means it did not
 // try, or the file system refused, and the write must be buffered.
 func (a *fileArena) writeDirect(p []byte, off int64) (n int, ok bool, err error) {
 	r := (len(p) + dioAlign - 1) &^ (dioAlign - 1)
@@ -174,10 +175,11 @@ func (a *fileArena) Allocated() int64 {
 }
 
 func (a *fileArena) Close() error {
+	err := a.f.Close()
 	if a.d != nil {
-		a.d.Close()
+		err = errors.Join(err, a.d.Close())
 	}
-	return a.f.Close()
+	return err
 }
 
 // memArena keeps slots in memory. Reads and writes never cross a slot.

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/synfs/synfs/remote"
 )
 
 // link paces the bytes of presigned transfers (part PUTs in one direction,
@@ -57,18 +59,10 @@ func (l *link) pass(ctx context.Context, n int) error {
 	l.next = l.next.Add(d)
 	done := l.next
 	l.mu.Unlock()
-	wait := time.Until(done)
-	if wait <= 0 {
-		return nil
+	if wait := time.Until(done); wait > 0 {
+		return remote.Sleep(ctx, wait)
 	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return nil
 }
 
 // linkReader paces reads from r (a request body) through l.

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/synfs/synfs/remote"
 )
 
 // Options configures a Server. The zero value is an in-memory emulator
@@ -600,14 +602,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	eff, fired := s.pickFaults(r.Method, rr.Route, r.URL.Path)
 	rr.Faulted = fired > 0
-	if eff.latency > 0 {
-		t := time.NewTimer(eff.latency)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		}
+	if eff.latency > 0 && remote.Sleep(r.Context(), eff.latency) != nil {
+		return // the client gave up
 	}
 	sw.stall = eff.stall
 	if eff.status != 0 {

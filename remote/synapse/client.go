@@ -248,7 +248,7 @@ func (c *Client) createOnce(ctx context.Context, e *Entity) (*Entity, createOutc
 		if !exist {
 			uncertain = true
 			c.log.LogAttrs(ctx, slogWarn, "synapse: create answer lost and name absent; creating again", attrOp("POST /entity"), attrErr(err))
-			if serr := sleep(ctx, c.backoff(attempt, 0)); serr != nil {
+			if serr := remote.Sleep(ctx, c.backoff(attempt, 0)); serr != nil {
 				return nil, 0, canceled("POST /entity", serr)
 			}
 		}

@@ -161,21 +161,6 @@ func (l *limiter) dispatch() {
 
 func (l *limiter) release() { <-l.sem }
 
-// sleep waits for d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // backoff returns the wait before retry number attempt (from 0): the
 // exponential step capped at RetryCap, times a random factor in [0.5, 1.5),
 // raised to retryAfter when the server asked for more, and capped again.
@@ -372,7 +357,7 @@ func (c *Client) rest(ctx context.Context, cl call) error {
 		}
 		d := c.backoff(attempt, wait)
 		c.log.LogAttrs(ctx, slogWarn, "synapse: retrying", attrOp(op), attrErr(last), attrAttempt(attempt+1), attrWait(d))
-		if err := sleep(ctx, d); err != nil {
+		if err := remote.Sleep(ctx, d); err != nil {
 			return canceled(op, err)
 		}
 	}
@@ -524,7 +509,7 @@ func (c *Client) presigned(ctx context.Context, op, method, rawURL string, hdr h
 		}
 		d := c.backoff(attempt, wait)
 		c.log.LogAttrs(ctx, slogWarn, "synapse: retrying transfer", attrOp(op), attrErr(last), attrAttempt(attempt+1), attrWait(d))
-		if err := sleep(ctx, d); err != nil {
+		if err := remote.Sleep(ctx, d); err != nil {
 			return nil, canceled(op, err)
 		}
 	}

@@ -275,7 +275,7 @@ func (c *Client) uploadBytes(ctx context.Context, parent string, p *uploadPlan) 
 		}
 		d := c.backoff(attempt, 0)
 		c.log.LogAttrs(ctx, slogWarn, "synapse: resuming upload", attrOp(op), attrErr(err), attrAttempt(attempt+1), attrWait(d))
-		if err := sleep(ctx, d); err != nil {
+		if err := remote.Sleep(ctx, d); err != nil {
 			return nil, canceled(op, err)
 		}
 		force = false
