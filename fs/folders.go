@@ -75,23 +75,42 @@ func (fsys *FS) FolderCreated(fo cache.Folder, e *remote.Entity) {
 
 // removeStagedFolder is rmdir of a staged folder: it must be empty of
 // staged files and folders. One created meanwhile is removed in Synapse.
+// No staged folder is created while it decides (Flusher.LockFolders), so
+// that a create in flight cannot land after it found no entity; a create
+// sent before whose outcome is unknown is looked up, as the flusher's next
+// attempt would.
 func (fsys *FS) removeStagedFolder(ctx context.Context, localID string) error {
 	ino, _ := cache.ParseLocalID(localID)
+	unlock, err := fsys.flusher.LockFolders(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	fo, err := fsys.store.Folder(ino)
 	if err != nil {
 		return err
 	}
-	id := localID
-	if fo.EntityID != "" {
-		id = fo.EntityID
-	}
-	if err := fsys.checkEmpty(ctx, id); err != nil {
-		return err
-	}
-	if fo.EntityID != "" {
-		if err := fsys.client.Delete(ctx, fo.EntityID); err != nil {
+	id := fo.EntityID
+	if id == "" && fo.SentParent != "" {
+		got, err := fsys.client.Lookup(ctx, fo.SentParent, fo.SentName)
+		switch {
+		case err == nil && got.Kind == remote.KindFolder:
+			id = got.ID
+		case err != nil && !errors.Is(err, remote.ErrNotFound):
 			return err
 		}
+	}
+	if err := fsys.checkEmpty(ctx, localID); err != nil {
+		return err
+	}
+	if id != "" {
+		if err := fsys.checkEmpty(ctx, id); err != nil {
+			return err
+		}
+		if err := fsys.client.Delete(ctx, id); err != nil {
+			return err
+		}
+		fsys.meta.Drop(fo.SentParent, fo.SentName)
 		fsys.meta.Drop(fo.ParentID, fo.Name)
 	}
 	fsys.flusher.Cancel(ino)

@@ -643,3 +643,59 @@ func TestInterruptedUploadWaitsForSynapse(t *testing.T) {
 		t.Errorf("got %d entities, want 1", n)
 	}
 }
+
+// rmdir of a staged folder whose create is in flight: Synapse makes the
+// folder, but its answer is held back (stall). rmdir must not take the
+// folder for never created: it waits for the create, then removes what it
+// made, so that Synapse holds no folder the mount removed and the name is
+// free for a new mkdir.
+func TestStagedFolderRemovedWhileItsCreateIsInFlight(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	if _, err := xReadDir(t, e.data); err != nil {
+		t.Fatal(err)
+	}
+	downServer(t, e.srv)
+	waitFor(t, 10*time.Second, "the mount to see Synapse stopped", func() bool {
+		xStat(t, filepath.Join(e.data, "nowhere-seen"))
+		return !e.conn.Online()
+	})
+	d1 := filepath.Join(e.data, "d1")
+	if _, err := quick(t, time.Second, "mkdir offline", "mkdir", d1, ""); err != nil {
+		t.Fatalf("mkdir offline: %v", err)
+	}
+	staged := e.fl.Folders()
+	if len(staged) != 1 {
+		t.Fatalf("staged folders: %+v, want d1", staged)
+	}
+	f, err := emulator.ParseFault("POST /repo/v1/entity:stall=2s:n=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.em.AddFault(f)
+	upServer(t, e.srv)
+	waitFor(t, 20*time.Second, "the folder's create to be sent", func() bool {
+		fo, err := e.store.Folder(staged[0].Ino)
+		return err == nil && fo.SentParent != ""
+	})
+	if _, err := quick(t, 10*time.Second, "rmdir while the create is in flight", "remove", d1, ""); err != nil {
+		t.Fatalf("rmdir: %v", err)
+	}
+	e.drain(time.Minute)
+	for _, c := range e.em.Children(e.folder) {
+		if c.Name == "d1" {
+			t.Fatalf("d1 (%s) is in Synapse after the mount removed it", c.ID)
+		}
+	}
+	if _, err := quick(t, 5*time.Second, "mkdir of the name again", "mkdir", d1, ""); err != nil {
+		t.Fatalf("mkdir d1 again: %v", err)
+	}
+	waitFor(t, 20*time.Second, "d1 created again", func() bool {
+		n := 0
+		for _, c := range e.em.Children(e.folder) {
+			if c.Name == "d1" {
+				n++
+			}
+		}
+		return n == 1 && len(e.fl.Folders()) == 0
+	})
+}

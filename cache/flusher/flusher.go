@@ -100,7 +100,9 @@ type Flusher struct {
 	progress map[uint64]progress // uploads in progress
 
 	stopWatch context.CancelFunc // ends watchConn
-	folderMu  sync.Mutex         // serialises staged folder creation (folders.go)
+	// folders holds one token: whoever holds it is the only one creating
+	// or removing staged folders (folders.go).
+	folders chan struct{}
 }
 
 // New returns a Flusher; Start queues the files already staged.
@@ -111,7 +113,8 @@ func New(store *cache.Store, client remote.Client, o Options) *Flusher {
 	if o.LocalOnly == nil {
 		o.LocalOnly = DefaultLocalOnly
 	}
-	f := &Flusher{store: store, client: client, o: o, log: o.Logger, progress: map[uint64]progress{}}
+	f := &Flusher{store: store, client: client, o: o, log: o.Logger, progress: map[uint64]progress{},
+		folders: make(chan struct{}, 1)}
 	f.q = writeback.New(writeback.Options{
 		Delay: o.Delay, Transfers: o.Transfers,
 		BackoffBase: o.BackoffBase, BackoffCap: o.BackoffCap,

@@ -74,9 +74,26 @@ func (f *Flusher) resolveParent(ctx context.Context, parentID string) (string, e
 // and returns its ID. Folder creation is serialised: folders are few, and
 // a parent must exist before its children.
 func (f *Flusher) ensureFolder(ctx context.Context, ino uint64) (string, error) {
-	f.folderMu.Lock()
-	defer f.folderMu.Unlock()
+	unlock, err := f.LockFolders(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
 	return f.ensureFolderLocked(ctx, ino, 0)
+}
+
+// LockFolders waits until no staged folder is being created, and keeps it
+// so until unlock is called (or fails with ctx's error). rmdir of a staged
+// folder holds it while it decides: a create in flight could otherwise
+// reach Synapse after rmdir saw no entity, leaving the removed folder in
+// Synapse.
+func (f *Flusher) LockFolders(ctx context.Context) (unlock func(), err error) {
+	select {
+	case f.folders <- struct{}{}:
+		return func() { <-f.folders }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 func (f *Flusher) ensureFolderLocked(ctx context.Context, ino uint64, depth int) (string, error) {
