@@ -264,17 +264,22 @@ func (d *dir) Mkdir(ctx context.Context, req *fuse.MkdirRequest) (bfs.Node, erro
 		return nil, d.fsys.errno("mkdir", path, err)
 	}
 	if d.fsys.shouldStageMkdir(d.id) {
-		return d.mkdirOffline(ctx, req.Name, path)
+		return d.mkdirOffline(ctx, req.Name, path, nil)
 	}
-	e, err := d.fsys.createFolderBounded(ctx, d.fsys.resolveID(d.id), req.Name)
+	e, c, err := d.fsys.createFolderBounded(ctx, d.fsys.resolveID(d.id), req.Name)
 	if remote.IsTransient(err) && (!d.fsys.conn.Online() || errors.Is(err, errSlow)) {
 		// Went offline just now, or Synapse is slower than the bound: stage
 		// it; the flusher adopts the folder if the create went through.
-		return d.mkdirOffline(ctx, req.Name, path)
+		return d.mkdirOffline(ctx, req.Name, path, c)
 	}
 	if err != nil {
 		return nil, d.fsys.errno("mkdir", path, err)
 	}
+	return d.madeFolder(e, path), nil
+}
+
+// madeFolder is the node of folder e, just created in Synapse by mkdir.
+func (d *dir) madeFolder(e *remote.Entity, path string) bfs.Node {
 	d.fsys.meta.Put(*e)
 	// A new folder is empty and inherits its parent's permissions: knowing
 	// both saves two round trips for the files cp -r puts in it next.
@@ -283,20 +288,26 @@ func (d *dir) Mkdir(ctx context.Context, req *fuse.MkdirRequest) (bfs.Node, erro
 		d.fsys.meta.SetPerms(e.ID, p)
 	}
 	d.fsys.log.Info("created folder " + path + " (" + e.ID + ")")
-	return d.fsys.dirNode(*e, d, path), nil
+	return d.fsys.dirNode(*e, d, path)
 }
 
 // mkdirOffline stages folder name in d (folders.go), after checking, from
-// what is known, that the name is free.
-func (d *dir) mkdirOffline(ctx context.Context, name, path string) (bfs.Node, error) {
+// what is known, that the name is free. sent is the create this mkdir sent
+// already and stopped waiting for, if any: a folder found in the name's
+// place that it made (or may have made) is this mkdir's, and the staged
+// folder records where the create went, so that rmdir and the flusher
+// look for what it made.
+func (d *dir) mkdirOffline(ctx context.Context, name, path string, sent *folderCreate) (bfs.Node, error) {
 	rec, e, err := d.entry(ctx, name)
 	switch {
+	case err == nil && rec == nil && sent.ours(e):
+		return d.madeFolder(e, path), nil
 	case err == nil && (rec != nil || e != nil):
 		return nil, d.fsys.errno("mkdir", path, cache.ErrExist)
 	case err != nil && !errors.Is(err, cache.ErrNotFound):
 		return nil, d.fsys.errno("mkdir", path, err)
 	}
-	e, err = d.mkdirStaged(name)
+	e, err = d.mkdirStaged(name, sent != nil && sent.mine)
 	if err != nil {
 		return nil, d.fsys.errno("mkdir", path, err)
 	}

@@ -33,11 +33,23 @@ func stagedFolderEntity(fo *cache.Folder) remote.Entity {
 		CreatedOn: fo.Mtime, ModifiedOn: fo.Mtime}
 }
 
-// mkdirStaged stages folder name in d.
-func (d *dir) mkdirStaged(name string) (*remote.Entity, error) {
-	fo, err := d.fsys.store.MakeFolder(d.fsys.resolveID(d.id), name, d.dirPath())
+// mkdirStaged stages folder name in d. sent says a create of it was sent
+// to Synapse already, which may have made it: the record says where
+// (SentParent, SentName) before the flusher sees it.
+func (d *dir) mkdirStaged(name string, sent bool) (*remote.Entity, error) {
+	parent := d.fsys.resolveID(d.id)
+	fo, err := d.fsys.store.MakeFolder(parent, name, d.dirPath())
 	if err != nil {
 		return nil, err
+	}
+	if sent {
+		err := d.fsys.store.UpdateFolder(fo.Ino, func(cur *cache.Folder) error {
+			cur.SentParent, cur.SentName = parent, name
+			return nil
+		})
+		if err != nil {
+			d.fsys.log.Warn("cache: recording a folder's create", "folder", fo.LocalID(), "err", err)
+		}
 	}
 	d.fsys.flusher.EnqueueFolder(fo.Ino)
 	e := stagedFolderEntity(fo)
@@ -92,6 +104,10 @@ func (fsys *FS) removeStagedFolder(ctx context.Context, localID string) error {
 	}
 	id := fo.EntityID
 	if id == "" && fo.SentParent != "" {
+		// A mkdir's create that outlived its bound may still be on its way.
+		if err := fsys.waitFlight(ctx, mkdirKey(fo.SentParent, fo.SentName)); err != nil {
+			return err
+		}
 		got, err := fsys.client.Lookup(ctx, fo.SentParent, fo.SentName)
 		switch {
 		case err == nil && got.Kind == remote.KindFolder:

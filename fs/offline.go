@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/synfs/synfs/cache"
@@ -41,12 +42,20 @@ type flight struct {
 // same key share one call of fn. While Synapse is known to be unreachable
 // it fails at once with remote.ErrOffline.
 func (fsys *FS) bounded(ctx context.Context, op, key string, fn func(ctx context.Context) error) error {
+	_, _, err := fsys.boundedFlight(ctx, op, key, fn)
+	return err
+}
+
+// boundedFlight is bounded, and also returns the call it waited for, and
+// whether this call started it (ran its own fn) rather than sharing one.
+func (fsys *FS) boundedFlight(ctx context.Context, op, key string, fn func(ctx context.Context) error) (f *flight, mine bool, err error) {
 	if !fsys.conn.Online() {
-		return fsys.conn.Err(op)
+		return nil, false, fsys.conn.Err(op)
 	}
 	fsys.flightMu.Lock()
-	f := fsys.flights[key]
+	f = fsys.flights[key]
 	if f == nil {
+		mine = true
 		f = &flight{done: make(chan struct{})}
 		fsys.flights[key] = f
 		go func() {
@@ -67,41 +76,86 @@ func (fsys *FS) bounded(ctx context.Context, op, key string, fn func(ctx context
 	defer t.Stop()
 	select {
 	case <-f.done:
-		return f.err
+		return f, mine, f.err
 	case <-t.C:
 		if !fsys.conn.Online() {
-			return fsys.conn.Err(op)
+			return f, mine, fsys.conn.Err(op)
 		}
 		fsys.slow.Store(true)
-		return fmt.Errorf("%w: %w", errSlow, &remote.Error{Op: op, Kind: remote.ErrTransient,
+		return f, mine, fmt.Errorf("%w: %w", errSlow, &remote.Error{Op: op, Kind: remote.ErrTransient,
 			Reason: fmt.Sprintf("Synapse did not answer within %v; the answer will be cached when it comes", fsys.wait)})
+	case <-ctx.Done():
+		return f, mine, ctx.Err()
+	}
+}
+
+// waitFlight waits for the background call with key to end, if one runs,
+// or until ctx ends.
+func (fsys *FS) waitFlight(ctx context.Context, key string) error {
+	fsys.flightMu.Lock()
+	f := fsys.flights[key]
+	fsys.flightMu.Unlock()
+	if f == nil {
+		return nil
+	}
+	select {
+	case <-f.done:
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
+func mkdirKey(parentID, name string) string { return "mkdir\x00" + parentID + "\x00" + name }
+
+// folderCreate is a mkdir's create in Synapse, which may outlive the bound.
+type folderCreate struct {
+	f    *flight
+	mine bool                          // this mkdir sent it, rather than sharing another's
+	got  atomic.Pointer[remote.Entity] // what it made, once it has answered
+}
+
+// ours reports whether folder e, found in its place after the bound
+// passed, is this mkdir's: made by its create, or found while that create
+// still runs, so that Synapse may have made it before its answer came.
+func (c *folderCreate) ours(e *remote.Entity) bool {
+	if c == nil || !c.mine || e == nil || !e.Kind.IsContainer() {
+		return false
+	}
+	if got := c.got.Load(); got != nil {
+		return got.ID == e.ID
+	}
+	select {
+	case <-c.f.done:
+		return false // it failed
+	default:
+		return true
+	}
+}
+
 // createFolderBounded is CreateFolder within the bound. When the bound
-// passes first (errSlow), the create goes on and mkdir stages the folder:
-// the flusher's create then finds this one (ErrExist) and adopts it.
-// Concurrent mkdirs of one name share one create; all but the first get
-// ErrExist.
-func (fsys *FS) createFolderBounded(ctx context.Context, parentID, name string) (*remote.Entity, error) {
-	var got *remote.Entity
-	err := fsys.bounded(ctx, "mkdir "+name+" in "+parentID, "mkdir\x00"+parentID+"\x00"+name, func(ctx context.Context) error {
+// passes first (errSlow), the create goes on and mkdir stages the folder
+// (mkdirOffline, with the create it returns): the flusher's create then
+// finds this one (ErrExist) and adopts it. Concurrent mkdirs of one name
+// share one create; all but the first get ErrExist.
+func (fsys *FS) createFolderBounded(ctx context.Context, parentID, name string) (*remote.Entity, *folderCreate, error) {
+	c := &folderCreate{}
+	var err error
+	c.f, c.mine, err = fsys.boundedFlight(ctx, "mkdir "+name+" in "+parentID, mkdirKey(parentID, name), func(ctx context.Context) error {
 		e, err := fsys.client.CreateFolder(ctx, parentID, name)
 		if err == nil {
+			c.got.Store(e) // before the entity is known by name: see ours
 			fsys.meta.Put(*e)
-			got = e
 		}
 		return err
 	})
 	switch {
 	case err != nil:
-		return nil, err // got is not read: the create may still be running
-	case got == nil:
-		return nil, cache.ErrExist // another mkdir of this name made it
+		return nil, c, err
+	case c.got.Load() == nil:
+		return nil, nil, cache.ErrExist // another mkdir of this name made it
 	}
-	return got, nil
+	return c.got.Load(), nil, nil
 }
 
 // permsOf returns the caller's permissions on id: cached, else asked within
