@@ -199,15 +199,51 @@ func (n *file) open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.OpenR
 			return h, nil
 		}
 	}
-	if err := n.stage(ctx, req.Flags&fuse.OpenTruncate == 0); err != nil {
-		return nil, err
-	}
-	h, err := n.openStaged(ctx, req.Flags)
+	h, err := n.stageOpen(ctx, req.Flags&fuse.OpenTruncate == 0, req.Flags)
 	if err != nil {
 		return nil, err
 	}
 	resp.Flags |= fuse.OpenKeepCache
 	return h, nil
+}
+
+// stageTries bounds stageOpen's and stagedFile's attempts.
+const stageTries = 3
+
+// stageOpen stages n (stage) and opens a handle on its staged file. The
+// upload of n's staged file may retire the record between the two: stage
+// found it, OpenFile no longer does. n learnt the entity before that
+// (FS.Stored), so staging again stages the entity's content anew, as for
+// any write to an uploaded file.
+func (n *file) stageOpen(ctx context.Context, keep bool, flags fuse.OpenFlags) (*handle, error) {
+	for try := 1; ; try++ {
+		if err := n.stage(ctx, keep); err != nil {
+			return nil, err
+		}
+		h, err := n.openStaged(ctx, flags)
+		if errors.Is(err, cache.ErrNotFound) && try < stageTries {
+			continue
+		}
+		return h, err
+	}
+}
+
+// stagedFile stages n and returns a reference to its staged file, as
+// stageOpen does for a handle.
+func (n *file) stagedFile(ctx context.Context, keep bool) (*cache.File, error) {
+	for try := 1; ; try++ {
+		if err := n.stage(ctx, keep); err != nil {
+			return nil, err
+		}
+		n.mu.Lock()
+		ino := n.ino
+		n.mu.Unlock()
+		sf, err := n.fsys.store.OpenFile(ino)
+		if errors.Is(err, cache.ErrNotFound) && try < stageTries {
+			continue
+		}
+		return sf, err
+	}
 }
 
 // openStaged opens a handle on n's staged bytes; cache.ErrNotFound when
@@ -384,16 +420,11 @@ func (n *file) setattr(ctx context.Context, req *fuse.SetattrRequest) error {
 		return nil // ftruncate or futimens of a deleted open file of which nothing was kept
 	}
 	if req.Valid.Size() {
-		if err := n.stage(ctx, req.Size > 0); err != nil {
-			return err
-		}
-		n.mu.Lock()
-		ino := n.ino
-		n.mu.Unlock()
-		sf, err := n.fsys.store.OpenFile(ino)
+		sf, err := n.stagedFile(ctx, req.Size > 0)
 		if err != nil {
 			return err
 		}
+		ino := sf.Ino()
 		err = sf.Truncate(ctx, int64(req.Size))
 		if rerr := sf.Release(); err == nil {
 			err = rerr

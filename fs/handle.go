@@ -53,10 +53,7 @@ func (h *handle) stageNow(ctx context.Context) (*cache.File, error) {
 	if h.sf != nil {
 		return h.sf, nil
 	}
-	if err := h.n.stage(ctx, true); err != nil {
-		return nil, err
-	}
-	sh, err := h.n.openStaged(ctx, h.lazy)
+	sh, err := h.n.stageOpen(ctx, true, h.lazy)
 	if err != nil {
 		return nil, err
 	}
