@@ -2,6 +2,7 @@ package cache
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -23,6 +24,9 @@ func (s *Store) SetState(ino, gen uint64, st State, errText string) error {
 	f := s.openFile(ino)
 	if f != nil && f.gen.Load() != gen {
 		return ErrChanged
+	}
+	if st == StateUploading && s.isHeld(ino) {
+		return ErrChanged // the caller queues it again
 	}
 	return s.update(func(txn *badger.Txn) error {
 		rec, err := getRecord(txn, ino)
@@ -46,6 +50,47 @@ func (s *Store) SetState(ino, gen uint64, st State, errText string) error {
 		}
 		return putRecord(txn, rec)
 	})
+}
+
+// HoldUpload keeps staged file ino's upload from starting until release
+// is called: meanwhile SetState to StateUploading fails with ErrChanged, and
+// the flusher queues the file again. It fails with ErrUploading, holding
+// nothing, when the upload is under way already. A rename holds it across
+// its calls to Synapse, so that the file cannot start uploading under the
+// name it is leaving (the entity would be left there). Under ino's lock,
+// as SetState is, so one of the two sees the other.
+func (s *Store) HoldUpload(ino uint64) (release func(), err error) {
+	leave, err := s.enterIno(ino)
+	if err != nil {
+		return nil, err
+	}
+	defer leave()
+	rec, err := s.readRecord(ino)
+	if err != nil {
+		return nil, err
+	}
+	if rec.State == StateUploading {
+		return nil, ErrUploading
+	}
+	s.mu.Lock()
+	s.held[ino]++
+	s.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			if s.held[ino]--; s.held[ino] <= 0 {
+				delete(s.held, ino)
+			}
+			s.mu.Unlock()
+		})
+	}, nil
+}
+
+func (s *Store) isHeld(ino uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held[ino] > 0
 }
 
 // SetUpload records the multipart parameters u for ino (u may be nil to

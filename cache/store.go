@@ -25,6 +25,10 @@ var (
 	// ErrChanged means the file changed (new generation) since the
 	// caller's snapshot; an upload of the old generation must be redone.
 	ErrChanged = errors.New("cache: staged file changed")
+	// ErrUploading means the staged file's upload is under way: it may
+	// create the entity under the file's current name at any moment
+	// (HoldUpload).
+	ErrUploading = errors.New("cache: the staged file is being uploaded")
 	// ErrClosed means the Store or the File handle is closed.
 	ErrClosed = errors.New("cache: closed")
 	// ErrIncomplete means an earlier write to the file failed: it is held
@@ -60,6 +64,7 @@ type Store struct {
 	mu      sync.Mutex // protects the fields below
 	locks   map[uint64]*inoLock
 	files   map[uint64]*File // files with open handles
+	held    map[uint64]int   // uploads held back (HoldUpload), with their holders
 	used    int64
 	freed   chan struct{} // closed and replaced whenever used drops
 	waiters int           // writers waiting for space
@@ -149,6 +154,7 @@ func Open(o Options) (*Store, error) {
 		closing:   make(chan struct{}),
 		locks:     make(map[uint64]*inoLock),
 		files:     make(map[uint64]*File),
+		held:      make(map[uint64]int),
 		freed:     make(chan struct{}),
 		gcKick:    make(chan struct{}, 1),
 		gcDone:    make(chan struct{}),

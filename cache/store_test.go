@@ -852,3 +852,40 @@ func TestReopen(t *testing.T) {
 		t.Errorf("Create after reopen = ino %d, %v; want an ino above %d", c.Ino, err, e.Ino)
 	}
 }
+
+// A held upload cannot start; an upload under way cannot be held.
+func TestHoldUpload(t *testing.T) {
+	backends(t, Options{}, func(t *testing.T, s *Store) {
+		rec := stage(t, s, "syn1", "a", []byte("0123456789"))
+		_, gen := committed(t, s, rec.Ino)
+		release, err := s.HoldUpload(rec.Ino)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := s.HoldUpload(rec.Ino) // holds nest
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetState(rec.Ino, gen, StateUploading, ""); !errors.Is(err, ErrChanged) {
+			t.Fatalf("SetState(Uploading) while held: %v, want ErrChanged", err)
+		}
+		if err := s.SetState(rec.Ino, gen, StateFailed, "x"); err != nil {
+			t.Fatalf("SetState(Failed) while held: %v", err)
+		}
+		release()
+		release() // once only
+		if err := s.SetState(rec.Ino, gen, StateUploading, ""); !errors.Is(err, ErrChanged) {
+			t.Fatalf("SetState(Uploading) while still held once: %v, want ErrChanged", err)
+		}
+		again()
+		if err := s.SetState(rec.Ino, gen, StateUploading, ""); err != nil {
+			t.Fatalf("SetState(Uploading) once released: %v", err)
+		}
+		if _, err := s.HoldUpload(rec.Ino); !errors.Is(err, ErrUploading) {
+			t.Fatalf("HoldUpload while uploading: %v, want ErrUploading", err)
+		}
+		if _, err := s.HoldUpload(9999); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("HoldUpload of no file: %v, want ErrNotFound", err)
+		}
+	})
+}

@@ -68,6 +68,8 @@ func Errno(err error) syscall.Errno {
 		return syscall.E2BIG
 	case errors.Is(err, cache.ErrNoSpace):
 		return syscall.ENOSPC
+	case errors.Is(err, cache.ErrUploading):
+		return syscall.EBUSY
 	case errors.Is(err, cache.ErrCacheGone):
 		return syscall.EROFS
 	case errors.Is(err, cache.ErrNotFound), errors.Is(err, remote.ErrNotFound):

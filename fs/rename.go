@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"syscall"
 	"time"
 
@@ -29,7 +30,26 @@ func (d *dir) Rename(ctx context.Context, req *fuse.RenameRequest, newDir bfs.No
 	return d.fsys.errno("rename", d.pathOf(req.OldName)+" → "+nd.pathOf(req.NewName), d.rename(ctx, req.OldName, nd, req.NewName))
 }
 
+// rename retries renameOnce when a staged file's upload started (or ended)
+// after rename looked at it: the next attempt sees the upload and settles
+// it, or finds the entity it made. Past renameTries the rename fails with
+// EBUSY.
 func (d *dir) rename(ctx context.Context, oldName string, nd *dir, newName string) error {
+	for try := 1; ; try++ {
+		err := d.renameOnce(ctx, oldName, nd, newName)
+		if !errors.Is(err, errRenameAgain) || try == renameTries {
+			return err
+		}
+	}
+}
+
+// errRenameAgain asks rename for another attempt.
+var errRenameAgain = errors.New("the file's upload moved on meanwhile")
+
+// renameTries bounds rename's attempts.
+const renameTries = 3
+
+func (d *dir) renameOnce(ctx context.Context, oldName string, nd *dir, newName string) error {
 	if err := d.fsys.validName(newName); err != nil {
 		return err
 	}
@@ -44,6 +64,22 @@ func (d *dir) rename(ctx context.Context, oldName string, nd *dir, newName strin
 		if srcRec, srcEnt, err = d.settleUpload(ctx, oldName, srcRec, srcEnt); err != nil {
 			return err
 		}
+	}
+	if srcRec != nil && srcRec.State != cache.StateUploading {
+		// No upload may start under the old name while the rename runs
+		// (it would leave its entity there). One that started since the
+		// look above fails this attempt with ErrUploading; the next one
+		// settles it. (An upload settled by cancelling it is not queued
+		// until the rename restarts it.)
+		release, err := d.fsys.store.HoldUpload(srcRec.Ino)
+		switch {
+		case errors.Is(err, cache.ErrUploading), errors.Is(err, cache.ErrNotFound):
+			// Uploading, or uploaded and retired: look again.
+			return fmt.Errorf("%w: %w", errRenameAgain, cache.ErrUploading)
+		case err != nil:
+			return err
+		}
+		defer release()
 	}
 	dstRec, dstEnt, err := nd.entry(ctx, newName)
 	if err != nil && !errors.Is(err, cache.ErrNotFound) {
@@ -171,7 +207,6 @@ func (d *dir) settleUpload(ctx context.Context, name string, rec *cache.Record, 
 // settleWait bounds how long a rename waits for an upload under way.
 const settleWait = 30 * time.Second
 
-// renamed points the node of the moved file or folder at its new place.
 // heldIno returns the staged inode the node of file entity id holds, or 0.
 func (fsys *FS) heldIno(id string) uint64 {
 	fsys.mu.Lock()
@@ -198,6 +233,7 @@ func (fsys *FS) deleted(id string) {
 	}
 }
 
+// renamed points the node of the moved file or folder at its new place.
 func (fsys *FS) renamed(rec *cache.Record, e *remote.Entity, nd *dir, name string) {
 	fsys.mu.Lock()
 	var n *file
