@@ -44,6 +44,7 @@ type childResult struct {
 	Errno int
 	Err   string
 	Size  int64
+	Ino   uint64 // stat: the inode number
 	Mtime time.Time
 	Data  []byte
 	Names []string
@@ -77,6 +78,9 @@ func childMain(op, a, b string) int {
 		var st os.FileInfo
 		if st, err = os.Stat(a); err == nil {
 			res.Size, res.Mtime = st.Size(), st.ModTime()
+			if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+				res.Ino = sys.Ino
+			}
 		}
 	case "readdir":
 		var ents []os.DirEntry

@@ -190,10 +190,13 @@ func (fsys *FS) Stored(rec cache.Record, e *remote.Entity) {
 	}
 	if at && n != nil {
 		n.stored(rec.Ino, e) // not under the record's lock: file.mu comes first
+		// n is the node at e's place, even when another node had e: a file
+		// renamed over an uploaded one becomes a new version of its entity,
+		// and the node it replaced must not answer the next lookup (the
+		// kernel would get a second inode, with its own size, for a file
+		// still open through the first).
 		fsys.mu.Lock()
-		if _, taken := fsys.byID[e.ID]; !taken {
-			fsys.byID[e.ID] = n
-		}
+		fsys.byID[e.ID] = n
 		fsys.mu.Unlock()
 	}
 }

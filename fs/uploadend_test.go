@@ -1,6 +1,7 @@
 package fs_test
 
 import (
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/synfs/synfs/cache"
 	"github.com/synfs/synfs/remote"
+	"github.com/synfs/synfs/remote/emulator"
 )
 
 // TestUploadEndKeepsFileVisible holds an upload open at the moment it has
@@ -137,5 +139,65 @@ func TestRenameAsUploadEnds(t *testing.T) {
 	})
 	if got := e.remoteFile(e.folder, "new.txt"); len(got.Versions) != 1 || got.Versions[0].MD5 != md5hex(content) {
 		t.Errorf("in Synapse: versions %+v, want one with MD5 %s", got.Versions, md5hex(content))
+	}
+}
+
+// A staged file renamed over an uploaded one uploads as a new version of
+// that entity. A program that opened it for appending while that upload
+// ran, and wrote (the kernel holds the bytes: writeback cache), must see
+// the same file as everyone else once the upload ends: the replaced
+// file's node kept the entity's ID, so the next lookup of the name made a
+// new node, a second inode for the kernel, whose size was Synapse's.
+func TestRenameOverUploadedKeepsTheNode(t *testing.T) {
+	e := newEnv(t, envOptions{delay: time.Hour, metaTTL: time.Minute})
+	c, x := filepath.Join(e.data, "c"), filepath.Join(e.data, "x")
+	e.within(time.Minute, "the first copy", func() {
+		if err := put(t, c, pattern(5000, 1)); err != nil {
+			t.Fatal(err)
+		}
+	})
+	e.drain(time.Minute)
+	e.within(time.Minute, "the rename", func() {
+		if _, err := xStat(t, c); err != nil { // the kernel knows the uploaded c
+			t.Fatal(err)
+		}
+		if err := put(t, x, pattern(7000, 2)); err != nil {
+			t.Fatal(err)
+		}
+		if err := xRename(t, x, c); err != nil {
+			t.Fatal(err)
+		}
+	})
+	stall, err := emulator.ParseFault("PUT /s3/:stall=2s:n=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.em.AddFault(stall)
+	flushed := make(chan error, 1)
+	go func() { flushed <- e.fl.Flush(t.Context(), 0) }()
+	waitFor(t, 20*time.Second, "the upload under way", func() bool {
+		recs, _ := e.store.Records()
+		return len(recs) == 1 && recs[0].State == cache.StateUploading
+	})
+	op := startOpChild(t, e.data, time.Minute)
+	defer op.stop()
+	if r := op.do(fsOp{Kind: "open", Path: "c", Flags: os.O_WRONLY | os.O_APPEND, FD: 1}); r.Errno != 0 {
+		t.Fatalf("open for appending: %s", r.Err)
+	}
+	if r := op.do(fsOp{Kind: "write", FD: 1, Off: -1, N: 1000, Seed: 3}); r.Errno != 0 {
+		t.Fatalf("append: %s", r.Err)
+	}
+	if err := <-flushed; err != nil {
+		t.Fatal(err)
+	}
+	if got := e.remoteFile(e.folder, "c"); len(got.Versions) != 2 || got.Versions[1].Size != 7000 {
+		t.Fatalf("in Synapse: versions %+v, want the renamed file as version 2", got.Versions)
+	}
+	time.Sleep(300 * time.Millisecond) // past the kernel's entry validity (100 ms)
+	if r := op.do(fsOp{Kind: "stat", Path: "c"}); r.Errno != 0 || r.Size != 8000 {
+		t.Errorf("stat while the appender holds c: %s, size %d; want 8000", r.Err, r.Size)
+	}
+	if r := op.do(fsOp{Kind: "close", FD: 1}); r.Errno != 0 {
+		t.Fatalf("close: %s", r.Err)
 	}
 }
