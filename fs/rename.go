@@ -44,7 +44,18 @@ func (d *dir) rename(ctx context.Context, oldName string, nd *dir, newName strin
 }
 
 // errRenameAgain asks rename for another attempt.
-var errRenameAgain = errors.New("the file's upload moved on meanwhile")
+var errRenameAgain = fmt.Errorf("%w: its upload moved on meanwhile", cache.ErrUploading)
+
+// holdUpload holds staged file ino's upload (Store.HoldUpload) for a
+// rename; an upload under way, or one that ended since the rename looked,
+// asks for another attempt.
+func (fsys *FS) holdUpload(ino uint64) (release func(), err error) {
+	release, err = fsys.store.HoldUpload(ino)
+	if errors.Is(err, cache.ErrUploading) || errors.Is(err, cache.ErrNotFound) {
+		return nil, errRenameAgain
+	}
+	return release, err
+}
 
 // renameTries bounds rename's attempts.
 const renameTries = 3
@@ -68,15 +79,11 @@ func (d *dir) renameOnce(ctx context.Context, oldName string, nd *dir, newName s
 	if srcRec != nil && srcRec.State != cache.StateUploading {
 		// No upload may start under the old name while the rename runs
 		// (it would leave its entity there). One that started since the
-		// look above fails this attempt with ErrUploading; the next one
-		// settles it. (An upload settled by cancelling it is not queued
-		// until the rename restarts it.)
-		release, err := d.fsys.store.HoldUpload(srcRec.Ino)
-		switch {
-		case errors.Is(err, cache.ErrUploading), errors.Is(err, cache.ErrNotFound):
-			// Uploading, or uploaded and retired: look again.
-			return fmt.Errorf("%w: %w", errRenameAgain, cache.ErrUploading)
-		case err != nil:
+		// look above fails this attempt; the next one settles it. (An
+		// upload settled by cancelling it is not queued until the rename
+		// restarts it.)
+		release, err := d.fsys.holdUpload(srcRec.Ino)
+		if err != nil {
 			return err
 		}
 		defer release()
@@ -84,6 +91,28 @@ func (d *dir) renameOnce(ctx context.Context, oldName string, nd *dir, newName s
 	dstRec, dstEnt, err := nd.entry(ctx, newName)
 	if err != nil && !errors.Is(err, cache.ErrNotFound) {
 		return err
+	}
+	if dstRec != nil && (srcRec == nil || dstRec.Ino != srcRec.Ino) {
+		// The target's upload, too, must not create its entity while the
+		// rename replaces it: one under way is waited for (then the
+		// rename looks again), and none may start meanwhile.
+		if dstRec.State == cache.StateUploading {
+			wctx, cancel := context.WithTimeout(ctx, settleWait)
+			err := d.fsys.flusher.Flush(wctx, dstRec.Ino)
+			cancel()
+			if err == nil {
+				d.fsys.meta.Invalidate(d.fsys.resolveID(nd.id))
+				return errRenameAgain
+			}
+			// Not over in time: it is cancelled below, and the target
+			// looked up again.
+		} else {
+			release, err := d.fsys.holdUpload(dstRec.Ino)
+			if err != nil {
+				return err
+			}
+			defer release()
+		}
 	}
 	if dstEnt != nil && srcEnt != nil && dstEnt.ID == srcEnt.ID {
 		return nil
