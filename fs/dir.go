@@ -337,7 +337,7 @@ func (d *dir) remove(ctx context.Context, name string, isDir bool) error {
 		if err := d.fsys.checkEmpty(ctx, e.ID); err != nil {
 			return err
 		}
-		if err := d.fsys.client.Delete(ctx, e.ID); err != nil {
+		if err := d.fsys.change(ctx, func(ctx context.Context) error { return d.fsys.client.Delete(ctx, e.ID) }); err != nil {
 			return err
 		}
 		d.fsys.meta.Drop(d.fsys.resolveID(d.id), name)
@@ -369,7 +369,7 @@ func (d *dir) remove(ctx context.Context, name string, isDir bool) error {
 		}
 	}
 	if e != nil {
-		if err := d.fsys.client.Delete(ctx, e.ID); err != nil {
+		if err := d.fsys.change(ctx, func(ctx context.Context) error { return d.fsys.client.Delete(ctx, e.ID) }); err != nil {
 			return err
 		}
 		d.fsys.deleted(e.ID)

@@ -123,7 +123,7 @@ func (fsys *FS) removeStagedFolder(ctx context.Context, localID string) error {
 		if err := fsys.checkEmpty(ctx, id); err != nil {
 			return err
 		}
-		if err := fsys.client.Delete(ctx, id); err != nil {
+		if err := fsys.change(ctx, func(ctx context.Context) error { return fsys.client.Delete(ctx, id) }); err != nil {
 			return err
 		}
 		fsys.meta.Drop(fo.SentParent, fo.SentName)

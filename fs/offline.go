@@ -133,12 +133,45 @@ func (c *folderCreate) ours(e *remote.Entity) bool {
 	}
 }
 
+// afterInterrupt returns a context that ends grace after ctx does, rather
+// than with it, for a call that changes something in Synapse. The kernel
+// interrupts a syscall for any signal that arrives meanwhile (Go programs
+// get one for every runtime preemption), and the syscall is then made
+// again: a change Synapse had already made when the call gave up was
+// then answered EEXIST (mkdir) or ENOENT (rmdir, rm, mv). Given grace to
+// finish, the call answers with what really happened.
+func afterInterrupt(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(grace, cancel) })
+	return lctx, func() { stop(); cancel() }
+}
+
+// change runs fn, a call that changes something in Synapse, on a context
+// that outlives an interrupt by the bound (afterInterrupt). It does not
+// start fn once ctx is done.
+func (fsys *FS) change(ctx context.Context, fn func(ctx context.Context) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	lctx, cancel := afterInterrupt(ctx, fsys.wait)
+	defer cancel()
+	return fn(lctx)
+}
+
 // createFolderBounded is CreateFolder within the bound. When the bound
 // passes first (errSlow), the create goes on and mkdir stages the folder
 // (mkdirOffline, with the create it returns): the flusher's create then
 // finds this one (ErrExist) and adopts it. Concurrent mkdirs of one name
 // share one create; all but the first get ErrExist.
 func (fsys *FS) createFolderBounded(ctx context.Context, parentID, name string) (*remote.Entity, *folderCreate, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	// The create runs on the file system's context; an interrupt must not
+	// end the wait for it either (afterInterrupt), or the mkdir made again
+	// would find this one's folder.
+	ctx, cancel := afterInterrupt(ctx, fsys.wait)
+	defer cancel()
 	c := &folderCreate{}
 	var err error
 	c.f, c.mine, err = fsys.boundedFlight(ctx, "mkdir "+name+" in "+parentID, mkdirKey(parentID, name), func(ctx context.Context) error {

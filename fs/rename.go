@@ -167,13 +167,17 @@ func (d *dir) renameOnce(ctx context.Context, oldName string, nd *dir, newName s
 			return errNotInSynapseYet
 		}
 		if dstEnt != nil {
-			if err := d.fsys.client.Delete(ctx, dstEnt.ID); err != nil {
+			if err := d.fsys.change(ctx, func(ctx context.Context) error { return d.fsys.client.Delete(ctx, dstEnt.ID) }); err != nil {
 				return err
 			}
 			d.fsys.deleted(dstEnt.ID)
 			d.fsys.meta.Drop(target, newName)
 		}
-		moved, err := d.fsys.client.Move(ctx, srcEnt.ID, target, newName)
+		var moved *remote.Entity
+		err := d.fsys.change(ctx, func(ctx context.Context) (err error) {
+			moved, err = d.fsys.client.Move(ctx, srcEnt.ID, target, newName)
+			return err
+		})
 		if err != nil {
 			return err
 		}

@@ -310,7 +310,7 @@ func (d *dir) moveToTrash(ctx context.Context, name string, t *trash, newName st
 	}
 	entry := trashed{}
 	if e != nil && e.Kind.IsContainer() {
-		if err := d.fsys.client.Delete(ctx, e.ID); err != nil {
+		if err := d.fsys.change(ctx, func(ctx context.Context) error { return d.fsys.client.Delete(ctx, e.ID) }); err != nil {
 			return err
 		}
 		d.fsys.meta.Drop(d.id, name)
