@@ -396,7 +396,11 @@ func (fsys *FS) changeKept(t xtarget, change func(map[string]remote.AnnotationVa
 func (fsys *FS) changeRemote(ctx context.Context, t xtarget, change func(map[string]remote.AnnotationValue) error) error {
 	stamp := fsys.listingStamp(ctx, t)
 	cur := fsys.anns.get(t.id, stamp)
-	a, err := remote.UpdateAnnotations(ctx, fsys.client, t.id, cur, change)
+	var a *remote.Annotations
+	err := fsys.change(ctx, func(ctx context.Context) (err error) {
+		a, err = remote.UpdateAnnotations(ctx, fsys.client, t.id, cur, change)
+		return err
+	})
 	if err != nil {
 		if errors.Is(err, remote.ErrStale) {
 			fsys.anns.drop(t.id)
