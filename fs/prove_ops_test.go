@@ -20,7 +20,7 @@ import (
 // test process). The same code runs both sides, so any difference in the
 // results is a difference of the file systems.
 type fsOp struct {
-	Kind  string // open, write, read, close, ftruncate, fstat, dropcache, truncate, rename, unlink, mkdir, rmdir, readdir, stat, readfile
+	Kind  string // open, write, read, close, ftruncate, fstat, dropcache, truncate, rename, unlink, mkdir, rmdir, readdir, stat, readfile, watch
 	Path  string `json:",omitempty"`
 	Path2 string `json:",omitempty"`
 	Flags int    `json:",omitempty"`
@@ -92,6 +92,13 @@ func (x *opExec) do1(o fsOp) (res fsResult) {
 		var f *os.File
 		if f, err = os.OpenFile(x.path(o.Path), o.Flags, 0o644); err == nil {
 			x.fds[o.FD] = f
+		}
+	case "watch":
+		// An inotify watch: the kernel keeps the file's inode, and
+		// the file system's node, without opening the file.
+		var fd int
+		if fd, err = syscall.InotifyInit(); err == nil {
+			_, err = syscall.InotifyAddWatch(fd, x.path(o.Path), syscall.IN_ATTRIB)
 		}
 	case "write":
 		b := o.Data
