@@ -238,17 +238,12 @@ func (q *Queue) Remove(id uint64) {
 
 // Flush makes id (0: every item) start now if it is waiting, and waits until
 // it has uploaded. It returns the error of an item that failed permanently,
-// or ctx's error.
+// or ctx's error. Items that are queued (again) while it waits, for the
+// merge delay, are hurried too, since Flush waits for them as well; one
+// that failed meanwhile keeps its backoff.
 func (q *Queue) Flush(ctx context.Context, id uint64) error {
 	q.mu.Lock()
-	now := q.o.Now()
-	for _, it := range q.items {
-		if (id == 0 || it.id == id) && it.index >= 0 && it.due.After(now) {
-			it.due = now
-			heap.Fix(&q.heap, it.index)
-		}
-	}
-	q.kickLocked()
+	q.hurryLocked(id, true)
 	for {
 		done, err := q.flushedLocked(id)
 		if done {
@@ -263,6 +258,24 @@ func (q *Queue) Flush(ctx context.Context, id uint64) error {
 			return ctx.Err()
 		}
 		q.mu.Lock()
+		q.hurryLocked(id, false)
+	}
+}
+
+// hurryLocked makes id's item (0: every item) due now if it is waiting for
+// its merge delay, and, with backoff, if it is waiting to retry.
+func (q *Queue) hurryLocked(id uint64, backoff bool) {
+	now := q.o.Now()
+	hurried := false
+	for _, it := range q.items {
+		if (id == 0 || it.id == id) && it.index >= 0 && it.due.After(now) && (backoff || it.state == StateWaiting) {
+			it.due = now
+			heap.Fix(&q.heap, it.index)
+			hurried = true
+		}
+	}
+	if hurried || backoff {
+		q.kickLocked()
 	}
 }
 

@@ -276,6 +276,27 @@ func TestFlushAllWaits(t *testing.T) {
 	}
 }
 
+// An item queued while Flush waits (a file's close that arrives after its
+// upload ran) is hurried too: Flush waits for it as well, and used to wait
+// its whole merge delay.
+func TestFlushHurriesItemsQueuedMeanwhile(t *testing.T) {
+	q := newQueue(t, Options{Delay: time.Hour, Transfers: 2})
+	var done atomic.Int32
+	put := func(context.Context) error { done.Add(1); return nil }
+	q.Add(1, "first", func(context.Context) error {
+		q.Add(2, "late", put)
+		return put(context.Background())
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := q.Flush(ctx, 0); err != nil {
+		t.Fatalf("Flush with an item queued meanwhile: %v", err)
+	}
+	if d := done.Load(); d != 2 {
+		t.Fatalf("Flush returned after %d of 2 uploads", d)
+	}
+}
+
 func TestClose(t *testing.T) {
 	q := New(Options{Delay: -1, Logger: quiet})
 	started := make(chan struct{})
