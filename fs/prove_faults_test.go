@@ -134,6 +134,13 @@ func runFaultCase(t *testing.T, fc faultCase, seed uint64) {
 	o := &outage{}
 	fc.emu.FaultSeed = seed
 	e := newEnv(t, envOptions{emuOptions: fc.emu, restRate: fc.rate, wrap: o.wrap, delay: fc.delay})
+	// The mount has seen its folder before the faults begin, as a mount in
+	// use has: three 503s in a row at the very start (p=0.1 each, more
+	// likely under load) otherwise take Synapse for unreachable before the
+	// project was ever listed, and the copy fails at once with ENOTCONN.
+	if _, err := xReadDir(t, e.data); err != nil {
+		t.Fatal(err)
+	}
 	for _, spec := range fc.faults {
 		f, err := emulator.ParseFault(spec)
 		if err != nil {
