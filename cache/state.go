@@ -69,7 +69,10 @@ func (s *Store) HoldUpload(ino uint64) (release func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	if rec.State == StateUploading {
+	switch {
+	case rec.Unlinked:
+		return nil, ErrNotFound
+	case rec.State == StateUploading:
 		return nil, ErrUploading
 	}
 	s.mu.Lock()

@@ -101,7 +101,8 @@ func (d *dir) renameOnce(ctx context.Context, oldName string, nd *dir, newName s
 			err := d.fsys.flusher.Flush(wctx, dstRec.Ino)
 			cancel()
 			if err == nil {
-				d.fsys.meta.Invalidate(d.fsys.resolveID(nd.id))
+				// The upload listed its entity before it retired the
+				// record (FS.Stored): the next look finds it as is.
 				return errRenameAgain
 			}
 			// Not over in time: it is cancelled below, and the target

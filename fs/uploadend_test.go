@@ -207,3 +207,58 @@ func TestRenameOverUploadedKeepsTheNode(t *testing.T) {
 		t.Fatalf("close: %s", r.Err)
 	}
 }
+
+// A rename onto a staged file whose upload is under way waits for that
+// upload and looks again; the upload listed its entity before it retired
+// the record, so the rename needs no listing from Synapse, and spends only
+// the call that replaces the target.
+func TestRenameOntoUploadingTarget(t *testing.T) {
+	e := newEnv(t, envOptions{delay: time.Hour, metaTTL: time.Minute})
+	x, y := filepath.Join(e.data, "x"), filepath.Join(e.data, "y")
+	e.within(time.Minute, "the copies", func() {
+		if _, err := xReadDir(t, e.data); err != nil {
+			t.Fatal(err)
+		}
+		if err := put(t, x, pattern(5000, 1)); err != nil {
+			t.Fatal(err)
+		}
+		if err := put(t, y, pattern(3000, 2)); err != nil {
+			t.Fatal(err)
+		}
+	})
+	stall, err := emulator.ParseFault("PUT /s3/:stall=1s:n=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.em.AddFault(stall)
+	recs, _ := e.store.Records()
+	for _, r := range recs {
+		if r.Name == "x" {
+			e.fl.EnqueueNow(r.Ino)
+		}
+	}
+	waitFor(t, 20*time.Second, "x's upload under way", func() bool {
+		recs, _ := e.store.Records()
+		for _, r := range recs {
+			if r.Name == "x" {
+				return r.State == cache.StateUploading
+			}
+		}
+		return false
+	})
+	before := e.em.RequestCounts()
+	e.within(time.Minute, "the rename", func() {
+		if err := xRename(t, y, x); err != nil {
+			t.Fatal(err)
+		}
+	})
+	calls := e.em.RequestCounts().Sub(before)
+	if n := calls["POST /repo/v1/entity/children"]; n != 0 {
+		t.Errorf("rename fetched the folder's listing %d times, want 0 (calls: %v)", n, calls)
+	}
+	e.drain(time.Minute)
+	got := e.remoteFile(e.folder, "x")
+	if v := got.Versions[len(got.Versions)-1]; v.MD5 != md5hex(pattern(3000, 2)) {
+		t.Errorf("x in Synapse: %+v, want y's bytes as its last version", got.Versions)
+	}
+}
