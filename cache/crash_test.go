@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+	"time"
 )
 
 const crashEnv = "SYNFS_CACHE_CRASH_DIR"
@@ -29,8 +30,8 @@ func TestCrashResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p) != 2 {
-		t.Fatalf("Pending() after crash = %v, want 2 files", p)
+	if len(p) != 3 {
+		t.Fatalf("Pending() after crash = %v, want 3 files", p)
 	}
 	closed, err := s.Lookup("syn1", "closed")
 	if err != nil {
@@ -73,7 +74,26 @@ func TestCrashResume(t *testing.T) {
 		t.Errorf("regrown file shows bytes written after the last flush")
 	}
 	f.Release()
+	// A time set while a writer had the file open survives once the
+	// writer's flush returned (a later one may be lost with the process:
+	// it is recorded by the next flush); one set on a closed file, at once.
+	touched, err := s.Lookup("syn1", "touched")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !(touched.Mtime.Equal(crashMtime(1)) || touched.Mtime.Equal(crashMtime(2))) || touched.Size != 2000 {
+		t.Errorf("touched file: mtime %v size %d; want %v (flushed) or %v, 2000", touched.Mtime, touched.Size, crashMtime(1), crashMtime(2))
+	}
+	if got, _ := committed(t, s, touched.Ino); !bytes.Equal(got, data[:2000]) {
+		t.Errorf("touched file's bytes differ after crash")
+	}
+	if !closed.Mtime.Equal(crashMtime(3)) {
+		t.Errorf("closed file: mtime %v, want %v (set after its close)", closed.Mtime, crashMtime(3))
+	}
 }
+
+// crashMtime is the i-th modification time the crash child sets.
+func crashMtime(i int) time.Time { return time.Date(2020, 1, i, 12, 0, 0, 0, time.UTC) }
 
 func crashChild(dir string) {
 	s, err := Open(Options{Dir: dir, ChunkSize: 1024, Logger: quiet})
@@ -86,6 +106,16 @@ func crashChild(dir string) {
 	f, _ := s.OpenFile(rec.Ino)
 	must(f.WriteAt(ctx, data[:3000], 0))
 	must(0, f.Release())
+	closedIno := rec.Ino
+
+	rec, _ = s.Create("syn1", "touched", "", "")
+	f, _ = s.OpenFile(rec.Ino)
+	f.BeginWrite()
+	must(f.WriteAt(ctx, data[:2000], 0))
+	must(0, s.SetMtime(rec.Ino, crashMtime(1)))
+	must(0, f.Flush())
+	must(0, s.SetMtime(rec.Ino, crashMtime(2))) // no flush follows
+	must(0, s.SetMtime(closedIno, crashMtime(3)))
 
 	rec, _ = s.Create("syn1", "open", "", "")
 	f, _ = s.OpenFile(rec.Ino)

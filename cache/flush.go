@@ -22,7 +22,7 @@ func (f *File) flushLocked(st State) error {
 		st = StateFailed
 	}
 	gen := f.gen.Load()
-	changed := gen != f.flushedGen.Load() || len(f.pending) > 0
+	changed := gen != f.flushedGen.Load() || len(f.pending) > 0 || f.mtimeSet
 	if !changed && (f.pstate != StateOpen || st == StateOpen) {
 		return nil
 	}
@@ -35,14 +35,19 @@ func (f *File) flushLocked(st State) error {
 			sum = f.md5Sum(tail)
 		}
 	}
+	// The chunks still pending go to the arena now; their pointers are
+	// committed with the record, in one transaction.
+	var chunks *arenaWrites
 	if len(f.pending) > 0 {
-		if err := f.writeChunksLocked(f.pendingKeysLocked()); err != nil {
+		w, err := f.writeArenaLocked(f.pendingKeysLocked())
+		if err != nil {
 			if f.werr == nil {
 				return err
 			}
 			// Already failed: keep the record as it is.
 			return nil
 		}
+		chunks = w
 	}
 	reindex := f.reindex
 	var failed *WriteError
@@ -53,6 +58,11 @@ func (f *File) flushLocked(st State) error {
 		rec, err := getRecord(txn, f.ino)
 		if err != nil {
 			return err
+		}
+		if chunks != nil {
+			if err := chunks.set(txn, f.ino); err != nil {
+				return err
+			}
 		}
 		if rec.Gen != gen {
 			rec.Attempts = 0
@@ -80,8 +90,15 @@ func (f *File) flushLocked(st State) error {
 		return putRecord(txn, rec)
 	})
 	if err != nil {
+		if chunks != nil {
+			chunks.abandon(f)
+		}
 		return err
 	}
+	if chunks != nil {
+		chunks.committedLocked(f)
+	}
+	f.mtimeSet = false
 	f.flushedGen.Store(gen)
 	f.pstate = st
 	f.marked = st == StateOpen && sum == ""

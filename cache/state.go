@@ -187,6 +187,16 @@ func (s *Store) SetMtime(ino uint64, t time.Time) error {
 		return err
 	}
 	defer leave()
+	if f := s.openFile(ino); f != nil && f.writers.Load() > 0 && !f.released && !f.done && !f.unlinked {
+		// A writer has the file open: its next flush (close, fsync, the
+		// last release) records the time with everything else. Under
+		// the writeback cache the kernel sets a written file's mtime
+		// just before each FLUSH; recording it here too cost every
+		// small file copied in a transaction of its own.
+		f.mtime.Store(t.UnixNano())
+		f.mtimeSet = true
+		return nil
+	}
 	if err := s.editRecordLocked(ino, func(rec *Record) { rec.Mtime = t }); err != nil {
 		return err
 	}

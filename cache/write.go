@@ -308,17 +308,15 @@ func (f *File) pendingKeysLocked() []int64 {
 // record first if it is not marked yet. It drains the pipe first, so that
 // an older copy of one of ks cannot land after it.
 func (f *File) writeChunksLocked(ks []int64) error {
-	if err := f.drainLocked(); err != nil {
+	w, err := f.writeArenaLocked(ks)
+	if err != nil {
 		return err
 	}
-	if err := f.markBeforeInPlaceLocked(ks); err != nil {
-		return err
-	}
-	s := f.s
 	var mark *Record
 	if !f.marked {
-		rec, err := s.readRecord(f.ino)
+		rec, err := f.s.readRecord(f.ino)
 		if err != nil {
+			w.abandon(f)
 			return err
 		}
 		rec.MD5, rec.Gen = "", f.gen.Load()
@@ -327,45 +325,92 @@ func (f *File) writeChunksLocked(ks []int64) error {
 		}
 		mark = rec
 	}
-	size := f.size.Load()
-	var fresh []int64 // slots new to this write, given back if it fails
-	err := s.batch(func(wb *badger.WriteBatch) error {
+	err = f.s.batch(func(wb *badger.WriteBatch) error {
 		if mark != nil {
 			if err := putRecord(wb, mark); err != nil {
 				return err
 			}
 		}
-		for _, k := range ks {
-			b := f.pending[k]
-			if n := min(s.chunk, size-k*s.chunk); n > 0 {
-				ptr, isNew, err := f.writeChunk(k, b[:n])
-				if isNew {
-					fresh = append(fresh, k)
-				}
-				if err != nil {
-					return err
-				}
-				if err := wb.Set(blockKey(f.ino, k), ptr); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
+		return w.set(wb, f.ino)
 	})
 	if err != nil {
-		f.unclaim(fresh)
+		w.abandon(f)
 		return err
 	}
 	if mark != nil {
 		f.marked, f.pstate = true, mark.State
 	}
+	w.committedLocked(f)
+	return nil
+}
+
+// arenaWrites are chunks written to their arena slots whose pointers are
+// not committed yet: the caller commits them (set) with whatever else its
+// transaction holds, then calls committedLocked, or abandon if the commit
+// failed.
+type arenaWrites struct {
+	ks    []int64  // the chunks, all leaving the pending ones
+	size  int64    // the file's size when they were written
+	keys  [][]byte // b/ keys of the chunks within the size,
+	ptrs  [][]byte // and their pointers
+	fresh []int64  // chunks whose slots are new, given back by abandon
+}
+
+// writeArenaLocked writes pending chunks ks into their arena slots. It
+// drains the pipe first, so that an older copy of one of ks cannot land
+// after it, and marks the record before a slot is rewritten in place.
+// Chunks past the size are only dropped.
+func (f *File) writeArenaLocked(ks []int64) (*arenaWrites, error) {
+	if err := f.drainLocked(); err != nil {
+		return nil, err
+	}
+	if err := f.markBeforeInPlaceLocked(ks); err != nil {
+		return nil, err
+	}
+	s := f.s
+	w := &arenaWrites{ks: ks, size: f.size.Load()}
 	for _, k := range ks {
-		// The bytes are in the arena and nothing else refers to the
-		// buffer; past the size it is zero (pending chunks are).
-		s.bufs.put(f.pending[k], int(min(s.chunk, size-k*s.chunk)))
-		delete(f.pending, k)
+		b := f.pending[k]
+		if n := min(s.chunk, w.size-k*s.chunk); n > 0 {
+			ptr, isNew, err := f.writeChunk(k, b[:n])
+			if isNew {
+				w.fresh = append(w.fresh, k)
+			}
+			if err != nil {
+				w.abandon(f)
+				return nil, err
+			}
+			w.keys = append(w.keys, blockKey(f.ino, k))
+			w.ptrs = append(w.ptrs, ptr)
+		}
+	}
+	return w, nil
+}
+
+// set adds the chunks' pointers to w.
+func (a *arenaWrites) set(w kv, ino uint64) error {
+	for i, k := range a.keys {
+		if err := w.Set(k, a.ptrs[i]); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// abandon gives back the slots the chunks took new; the chunks stay
+// pending.
+func (a *arenaWrites) abandon(f *File) { f.unclaim(a.fresh) }
+
+// committedLocked drops the chunks from the pending ones once their
+// pointers are committed.
+func (a *arenaWrites) committedLocked(f *File) {
+	s := f.s
+	for _, k := range a.ks {
+		// The bytes are in the arena and nothing else refers to the
+		// buffer; past the size it is zero (pending chunks are).
+		s.bufs.put(f.pending[k], int(min(s.chunk, a.size-k*s.chunk)))
+		delete(f.pending, k)
+	}
 }
 
 // markBeforeInPlaceLocked marks the record (markLocked) before chunks ks
