@@ -1,0 +1,37 @@
+#!/bin/bash
+# ab-small-files.sh SYNFS_A SYNFS_B [ROUNDS]: times `cp -r` of 1,000 files of 4 KiB
+# into a fresh mount of each synfs binary in turn, ROUNDS times (default 5), against one
+# emulator (in memory, served by SYNFS_A). Prints "binary seconds" per copy. Needs root
+# and /dev/fuse. Used for the before/after figures in docs/benchmarks.md.
+set -euo pipefail
+a=$1 b=$2 rounds=${3:-5}
+work=$(mktemp -d)
+port=$((20000 + RANDOM % 20000))
+cleanup() {
+	fusermount3 -u -z "$work/mnt" 2>/dev/null || true
+	[ -n "${emu:-}" ] && kill "$emu" 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+mkdir -p "$work/src"
+for i in $(seq 1 1000); do head -c 4096 /dev/urandom > "$work/src/f$i"; done
+"$a" emulator -addr "127.0.0.1:$port" -token ab > "$work/emu.log" 2>&1 &
+emu=$!
+sleep 1
+for r in $(seq 1 "$rounds"); do
+	for bin in "$a" "$b"; do
+		rm -rf "$work/cache" "$work/mnt"
+		mkdir "$work/mnt"
+		SYNAPSE_AUTH_TOKEN=ab "$bin" mount "$work/mnt" --endpoint "http://127.0.0.1:$port" \
+			--cache-dir "$work/cache" --config /dev/null --daemon --writeback-delay 1h > /dev/null 2>&1
+		d="$work/mnt/Demo Project/Data/r$r"
+		mkdir -p "$d"
+		ls "$d" > /dev/null
+		sync
+		s=$(date +%s.%N)
+		cp -r "$work/src" "$d/"
+		e=$(date +%s.%N)
+		echo "$bin $(echo "$e - $s" | bc)"
+		fusermount3 -u "$work/mnt"
+	done
+done
