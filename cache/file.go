@@ -215,6 +215,14 @@ func (f *File) EndWrite() error {
 	return f.flushLocked(StateDirty)
 }
 
+// unflushedLocked reports whether a writer has the file open and has
+// changed its content since the last flush, which will then write the
+// record with a new generation. Caller holds the ino lock.
+func (f *File) unflushedLocked() bool {
+	return f.writers.Load() > 0 && !f.released && !f.done && !f.unlinked && f.werr == nil &&
+		(f.gen.Load() != f.flushedGen.Load() || len(f.pending) > 0)
+}
+
 // Writing reports whether staged file ino has a handle open for writing.
 func (s *Store) Writing(ino uint64) bool {
 	f := s.openFile(ino)

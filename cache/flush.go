@@ -22,7 +22,7 @@ func (f *File) flushLocked(st State) error {
 		st = StateFailed
 	}
 	gen := f.gen.Load()
-	changed := gen != f.flushedGen.Load() || len(f.pending) > 0 || f.mtimeSet
+	changed := gen != f.flushedGen.Load() || len(f.pending) > 0 // as always when mtimeSet
 	if !changed && (f.pstate != StateOpen || st == StateOpen) {
 		return nil
 	}

@@ -187,12 +187,16 @@ func (s *Store) SetMtime(ino uint64, t time.Time) error {
 		return err
 	}
 	defer leave()
-	if f := s.openFile(ino); f != nil && f.writers.Load() > 0 && !f.released && !f.done && !f.unlinked {
-		// A writer has the file open: its next flush (close, fsync, the
-		// last release) records the time with everything else. Under
-		// the writeback cache the kernel sets a written file's mtime
-		// just before each FLUSH; recording it here too cost every
-		// small file copied in a transaction of its own.
+	if f := s.openFile(ino); f != nil && f.unflushedLocked() {
+		// A writer has changed the file since its last flush, and that
+		// writer's next flush (close, fsync, the last release) writes
+		// the record with a new generation anyway: it records the time
+		// too. Under the writeback cache the kernel sets a written
+		// file's mtime just before each FLUSH; recording it here as
+		// well cost every small file copied in a transaction of its
+		// own. An upload of the older generation cannot take the time
+		// meanwhile: the new generation stops it, and the next one
+		// carries the time.
 		f.mtime.Store(t.UnixNano())
 		f.mtimeSet = true
 		return nil

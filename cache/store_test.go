@@ -889,3 +889,58 @@ func TestHoldUpload(t *testing.T) {
 		}
 	})
 }
+
+// TestSetMtimeWithWriterOpen: a time set between a writer's writes and its
+// flush is recorded by that flush; one set while the writer has changed
+// nothing (a touch while the upload is under way) is recorded at once, and
+// leaves the upload's state alone.
+func TestSetMtimeWithWriterOpen(t *testing.T) {
+	s := memStore(t, Options{ChunkSize: 16})
+	rec, f := create(t, s, "p", "a")
+	f.BeginWrite()
+	writeAt(t, f, []byte("abc"), 0)
+	t1, t2 := time.Unix(1111111, 0), time.Unix(2222222, 0)
+	if err := s.SetMtime(rec.Ino, t1); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := s.Get(rec.Ino); !r.Mtime.Equal(t1) {
+		t.Errorf("Get after SetMtime: mtime %v, want %v", r.Mtime, t1)
+	}
+	if err := f.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := s.readRecord(rec.Ino); !r.Mtime.Equal(t1) || r.Size != 3 {
+		t.Errorf("record after Flush: mtime %v size %d, want %v, 3", r.Mtime, r.Size, t1)
+	}
+	if err := f.EndWrite(); err != nil {
+		t.Fatal(err)
+	}
+	f.Release()
+
+	// Closed and being uploaded; a writer opens it and changes nothing.
+	r, _ := s.Get(rec.Ino)
+	if err := s.SetState(rec.Ino, r.Gen, StateUploading, ""); err != nil {
+		t.Fatal(err)
+	}
+	f, err := s.OpenFile(rec.Ino)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.BeginWrite()
+	if err := s.SetMtime(rec.Ino, t2); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := s.readRecord(rec.Ino); !r.Mtime.Equal(t2) || r.State != StateUploading {
+		t.Errorf("record after SetMtime during the upload: mtime %v state %v, want %v uploading", r.Mtime, r.State, t2)
+	}
+	if err := f.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.EndWrite(); err != nil {
+		t.Fatal(err)
+	}
+	f.Release()
+	if r, _ := s.readRecord(rec.Ino); r.State != StateUploading {
+		t.Errorf("record after the touch's close: state %v, want uploading (untouched)", r.State)
+	}
+}
