@@ -22,8 +22,9 @@ for r in $(seq 1 "$rounds"); do
 	for bin in "$a" "$b"; do
 		rm -rf "$work/cache" "$work/mnt"
 		mkdir "$work/mnt"
-		SYNAPSE_AUTH_TOKEN=ab "$bin" mount "$work/mnt" --endpoint "http://127.0.0.1:$port" \
-			--cache-dir "$work/cache" --config /dev/null --daemon --writeback-delay 1h > /dev/null 2>&1
+		out=$(SYNAPSE_AUTH_TOKEN=ab "$bin" mount "$work/mnt" --endpoint "http://127.0.0.1:$port" \
+			--cache-dir "$work/cache" --config /dev/null --daemon --writeback-delay 1h 2>&1)
+		pid=$(echo "$out" | sed -n 's/.*as process \([0-9]*\).*/\1/p')
 		d="$work/mnt/Demo Project/Data/r$r"
 		mkdir -p "$d"
 		ls "$d" > /dev/null
@@ -33,5 +34,6 @@ for r in $(seq 1 "$rounds"); do
 		e=$(date +%s.%N)
 		echo "$bin $(echo "$e - $s" | bc)"
 		fusermount3 -u "$work/mnt"
+		while [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
 	done
 done
