@@ -33,6 +33,15 @@ func TestMain(m *testing.M) {
 	if op := os.Getenv(childOp); op != "" {
 		os.Exit(childMain(op, os.Getenv(childOp+"_A"), os.Getenv(childOp+"_B")))
 	}
+	// A -race binary sleeps a second at exit (the race runtime's
+	// atexit_sleep_ms), and the child processes are this binary: a copy's
+	// child then returned a second after its last close, which is as long
+	// as the uploads' delay in the fault cases, so the uploads a case meant
+	// to disturb could all be over before it began (token-revoked then
+	// waited in vain for uploads to pause).
+	if os.Getenv("GORACE") == "" {
+		os.Setenv("GORACE", "atexit_sleep_ms=0")
+	}
 	code := m.Run()
 	if binPath != "" {
 		os.RemoveAll(filepath.Dir(binPath))

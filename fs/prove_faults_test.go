@@ -106,7 +106,10 @@ var faultCases = []faultCase{
 	// The first part uploads arrive after their URLs expired (403).
 	{name: "expiring-urls", emu: emulator.Options{UploadURLExpiry: 2 * time.Second},
 		faults: []string{"PUT /s3/:latency=2500ms:n=3"}, files: 3, big: true},
-	{name: "token-revoked", files: 20, delay: time.Second, during: tokenRevoked},
+	// Uploads wait 3 s after each close, so that none has ended when the
+	// token is revoked right after the copy: the case needs uploads to
+	// refuse.
+	{name: "token-revoked", files: 20, delay: 3 * time.Second, during: tokenRevoked},
 	{name: "unreachable", files: 20, big: true, delay: time.Second, during: synapseDown},
 	{name: "mixed", emu: emulator.Options{Throttle: true, UploadURLExpiry: 5 * time.Second}, faults: []string{
 		"/repo/v1/:503:p=0.1", "/file/v1/:503:p=0.1",
