@@ -1,6 +1,7 @@
 package fs_test
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -21,5 +22,32 @@ func TestCopyKeepsRunningMD5(t *testing.T) {
 	}
 	if r := recs[0]; r.Size != int64(len(data)) || r.MD5 != md5hex(data) {
 		t.Fatalf("staged record: size %d MD5 %q; want %d %q", r.Size, r.MD5, len(data), md5hex(data))
+	}
+}
+
+// TestSmallWritesAskNoCapability: under the writeback cache the kernel
+// checks security.capability (a GETXATTR round trip) before every write(2)
+// unless the mount promises to drop privileges itself (HandleKillPriv,
+// mount.go): 200 writes of 10 KiB, as tar -x makes, then cost 200 round
+// trips. With it the kernel asks once per attribute refresh.
+func TestSmallWritesAskNoCapability(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	if !e.m.KillPriv() {
+		t.Skip("this kernel has no FUSE_HANDLE_KILLPRIV_V2 (Linux 5.11): it asks before every write")
+	}
+	dst := filepath.Join(e.data, "small-writes.bin")
+	before := e.fsys.SecurityXattrReads()
+	run(t, "dd", "if=/dev/zero", "of="+dst, "bs=10k", "count=200", "status=none")
+	asked := e.fsys.SecurityXattrReads() - before
+	if asked > 10 {
+		t.Errorf("the kernel asked for security.capability %d times for 200 writes, want at most 10 (one per attribute refresh)", asked)
+	}
+	if st, err := os.Stat(dst); err != nil || st.Size() != 200*10240 {
+		t.Fatalf("stat: %v %v, want %d bytes", st, err, 200*10240)
+	}
+	e.drain(time.Minute)
+	got := e.remoteFile(e.folder, "small-writes.bin")
+	if len(got.Versions) != 1 || got.Versions[0].Size != 200*10240 {
+		t.Errorf("uploaded versions %+v, want one of %d bytes", got.Versions, 200*10240)
 	}
 }

@@ -118,10 +118,17 @@ func (d *dir) Removexattr(ctx context.Context, req *fuse.RemovexattrRequest) err
 	return d.fsys.setxattr(ctx, d.xtarget(), req.Name, nil, 0, true)
 }
 
+// SecurityXattrReads returns how many times the kernel has asked for an
+// attribute outside user.* (security.capability, before writes): a
+// statistic for tests and diagnostics.
+func (fsys *FS) SecurityXattrReads() int64 { return fsys.otherXattrReads.Load() }
+
 func (fsys *FS) getxattr(ctx context.Context, t xtarget, req *fuse.GetxattrRequest, resp *fuse.GetxattrResponse) error {
 	if !strings.HasPrefix(req.Name, xattrUser) {
-		// The kernel asks for security.capability on writes: answer at
-		// once and without a log line.
+		// The kernel asks for security.capability before writes (once
+		// per attribute refresh, with HandleKillPriv: mount.go): answer
+		// at once and without a log line.
+		fsys.otherXattrReads.Add(1)
 		return fuse.Errno(Errno(errNoAttr))
 	}
 	v, err := fsys.xattrValue(ctx, t, req.Name)
