@@ -52,9 +52,6 @@ type File struct {
 	reindex  bool             // re-add the index entry at the next flush (after done)
 	unlinked bool             // unlinked while open (Store.Remove): never uploaded, deleted at the last Release
 	released bool             // the last handle was released
-	// mtimeSet: mtime was set while a writer had unflushed changes
-	// (unflushedLocked) and is recorded by the next flush (Store.SetMtime).
-	mtimeSet bool
 	// werr is the first write failure since the content was last
 	// replaced (truncate to 0). Once set, writes fail with it at once and
 	// the record is held as StateFailed with Incomplete set.

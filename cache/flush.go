@@ -22,7 +22,7 @@ func (f *File) flushLocked(st State) error {
 		st = StateFailed
 	}
 	gen := f.gen.Load()
-	changed := gen != f.flushedGen.Load() || len(f.pending) > 0 // as always when mtimeSet
+	changed := gen != f.flushedGen.Load() || len(f.pending) > 0
 	if !changed && (f.pstate != StateOpen || st == StateOpen) {
 		return nil
 	}
@@ -60,7 +60,7 @@ func (f *File) flushLocked(st State) error {
 			return err
 		}
 		if chunks != nil {
-			if err := chunks.set(txn, f.ino); err != nil {
+			if err := chunks.set(txn); err != nil {
 				return err
 			}
 		}
@@ -98,7 +98,6 @@ func (f *File) flushLocked(st State) error {
 	if chunks != nil {
 		chunks.committedLocked(f)
 	}
-	f.mtimeSet = false
 	f.flushedGen.Store(gen)
 	f.pstate = st
 	f.marked = st == StateOpen && sum == ""

@@ -196,9 +196,9 @@ func (s *Store) SetMtime(ino uint64, t time.Time) error {
 		// well cost every small file copied in a transaction of its
 		// own. An upload of the older generation cannot take the time
 		// meanwhile: the new generation stops it, and the next one
-		// carries the time.
+		// carries the time. (flushLocked writes f.mtime whenever it
+		// writes the record, and unflushedLocked means it will.)
 		f.mtime.Store(t.UnixNano())
-		f.mtimeSet = true
 		return nil
 	}
 	if err := s.editRecordLocked(ino, func(rec *Record) { rec.Mtime = t }); err != nil {

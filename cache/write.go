@@ -331,7 +331,7 @@ func (f *File) writeChunksLocked(ks []int64) error {
 				return err
 			}
 		}
-		return w.set(wb, f.ino)
+		return w.set(wb)
 	})
 	if err != nil {
 		w.abandon(f)
@@ -388,7 +388,7 @@ func (f *File) writeArenaLocked(ks []int64) (*arenaWrites, error) {
 }
 
 // set adds the chunks' pointers to w.
-func (a *arenaWrites) set(w kv, ino uint64) error {
+func (a *arenaWrites) set(w kv) error {
 	for i, k := range a.keys {
 		if err := w.Set(k, a.ptrs[i]); err != nil {
 			return err

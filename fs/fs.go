@@ -61,20 +61,21 @@ type Options struct {
 
 // FS is the synfs file system. Create it with New, serve it with Mount.
 type FS struct {
+	client  remote.Client
+	store   *cache.Store
+	flusher *flusher.Flusher
+	meta    *meta.Cache
+	anns    *annCache // annotations by entity ID, for xattrs
+	user    remote.User
+	rootID  string
+	valid   time.Duration
+	uid     uint32
+	gid     uint32
+	log     *slog.Logger
+
 	// otherXattrReads counts reads of attributes outside user.*: the
 	// kernel's security.capability checks before writes (SecurityXattrReads).
 	otherXattrReads atomic.Int64
-	client          remote.Client
-	store           *cache.Store
-	flusher         *flusher.Flusher
-	meta            *meta.Cache
-	anns            *annCache // annotations by entity ID, for xattrs
-	user            remote.User
-	rootID          string
-	valid           time.Duration
-	uid             uint32
-	gid             uint32
-	log             *slog.Logger
 
 	ctx    context.Context // background work (remote read streams); cancelled by Close
 	cancel context.CancelFunc
