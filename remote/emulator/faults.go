@@ -34,6 +34,11 @@ type Fault struct {
 	FirstN int
 	// Latency is waited (or until the client gives up) before handling.
 	Latency time.Duration
+	// Transit is waited before handling as well, but the request is then
+	// handled even if the client gave up meanwhile (its answer is lost):
+	// a request already on its way, which Synapse carries out after its
+	// sender stopped waiting.
+	Transit time.Duration
 	// DropAfterBytes, when > 0, closes the connection part-way: a request
 	// whose body is longer than N bytes has N bytes read and is then dropped
 	// unhandled; any other request is handled and its response cut after N
@@ -46,6 +51,11 @@ type Fault struct {
 	// Stall holds the response back for this long (or until the client gives
 	// up) before its first byte; the request has already been handled.
 	Stall time.Duration
+
+	// Fired, when set, is called each time the fault fires, before the
+	// request is delayed or handled (tests use it to act while a request
+	// is on its way). Not part of a spec.
+	Fired func()
 }
 
 // faultEntry is an added fault and the count of requests it has matched.
@@ -79,10 +89,12 @@ func (f *Fault) matches(method, route, path string) bool {
 // effects is the combination of the faults that fire on one request.
 type effects struct {
 	latency           time.Duration
+	transit           time.Duration
 	stall             time.Duration
 	status            int
 	dropAfterBytes    int
 	dropAfterHandling bool
+	fired             []func()
 }
 
 // pickFaults returns the combined effect of the faults that fire on this
@@ -106,6 +118,10 @@ func (s *Server) pickFaults(method, route, path string) (effects, int) {
 		}
 		fired++
 		e.latency += f.Latency
+		e.transit += f.Transit
+		if f.Fired != nil {
+			e.fired = append(e.fired, f.Fired)
+		}
 		if f.Stall > e.stall {
 			e.stall = f.Stall
 		}
@@ -148,6 +164,7 @@ func (s *Server) AddFault(f Fault) (remove func()) {
 //	n=N                   FirstN
 //	latency=DURATION      Latency (Go duration, e.g. 20ms)
 //	stall=DURATION        Stall
+//	transit=DURATION      Transit
 //	drop-after-bytes=N    DropAfterBytes
 //	drop-after-handling   DropAfterHandling
 //	method=M              Method
@@ -190,15 +207,18 @@ func ParseFault(spec string) (Fault, error) {
 			} else {
 				f.DropAfterBytes = n
 			}
-		case key == "latency" || key == "stall":
+		case key == "latency" || key == "stall" || key == "transit":
 			d, err := time.ParseDuration(val)
 			if err != nil || d <= 0 {
 				return bad("%s must be a positive duration, got %q", key, val)
 			}
-			if key == "latency" {
+			switch key {
+			case "latency":
 				f.Latency = d
-			} else {
+			case "stall":
 				f.Stall = d
+			default:
+				f.Transit = d
 			}
 		case key == "method":
 			if val == "" || strings.ContainsAny(val, " =") {
@@ -209,8 +229,8 @@ func ParseFault(spec string) (Fault, error) {
 			return bad("unknown item %q", item)
 		}
 	}
-	if f.Status == 0 && f.Latency == 0 && f.Stall == 0 && f.DropAfterBytes == 0 && !f.DropAfterHandling {
-		return bad("no effect (want a status, latency, stall or drop)")
+	if f.Status == 0 && f.Latency == 0 && f.Transit == 0 && f.Stall == 0 && f.DropAfterBytes == 0 && !f.DropAfterHandling {
+		return bad("no effect (want a status, latency, transit, stall or drop)")
 	}
 	return f, nil
 }
@@ -236,6 +256,9 @@ func (f Fault) String() string {
 	}
 	if f.Latency != 0 {
 		parts = append(parts, "latency="+f.Latency.String())
+	}
+	if f.Transit != 0 {
+		parts = append(parts, "transit="+f.Transit.String())
 	}
 	if f.Stall != 0 {
 		parts = append(parts, "stall="+f.Stall.String())

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -143,6 +144,41 @@ func TestFaultLatencyAndStall(t *testing.T) {
 	waitFor(t, "the stalled folder", func() bool { return len(e.s.Children(e.folder)) == 1 })
 }
 
+// A request in transit is handled after its sender gave up, and not before
+// the transit time: the answer is lost, the change is made.
+func TestFaultTransit(t *testing.T) {
+	e := newEnv(t, Options{})
+	fired := make(chan struct{}, 1)
+	e.s.AddFault(Fault{Route: "POST /repo/v1/entity", Transit: 300 * time.Millisecond, FirstN: 1,
+		Fired: func() { fired <- struct{}{} }})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "POST", e.ts.URL+"/repo/v1/entity",
+		stringsReader(`{"concreteType":"org.sagebionetworks.repo.model.Folder","name":"late","parentId":"`+e.folder+`"}`))
+	req.Header.Set("Authorization", "Bearer "+e.alice)
+	errc := make(chan error, 1)
+	go func() {
+		res, err := http.DefaultClient.Do(req)
+		if err == nil {
+			res.Body.Close()
+		}
+		errc <- err
+	}()
+	<-fired
+	start := time.Now()
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Errorf("request given up: got %v, want context.Canceled", err)
+	}
+	if n := len(e.s.Children(e.folder)); n != 0 {
+		t.Fatalf("%d children while the create is in transit, want 0", n)
+	}
+	waitFor(t, "the folder created in transit", func() bool { return len(e.s.Children(e.folder)) == 1 })
+	if d := time.Since(start); d < 200*time.Millisecond {
+		t.Errorf("created %v after the client gave up, want about the transit time", d)
+	}
+}
+
 func TestFaultMatching(t *testing.T) {
 	cases := []struct {
 		f                   Fault
@@ -177,11 +213,12 @@ func TestParseFault(t *testing.T) {
 		{"PUT /s3/:503:p=0.2", Fault{Route: "PUT /s3/", Status: 503, Prob: 0.2}},
 		{"POST /repo/v1/entity:drop-after-handling:n=1", Fault{Route: "POST /repo/v1/entity", DropAfterHandling: true, FirstN: 1}},
 		{"*:latency=20ms", Fault{Latency: 20 * time.Millisecond}},
+		{"POST /repo/v1/entity:transit=2s:n=1", Fault{Route: "POST /repo/v1/entity", Transit: 2 * time.Second, FirstN: 1}},
 		{"GET /s3/:drop-after-bytes=1024:stall=1s:method=GET", Fault{Route: "GET /s3/", DropAfterBytes: 1024, Stall: time.Second, Method: "GET"}},
 	}
 	for _, c := range cases {
 		got, err := ParseFault(c.spec)
-		if err != nil || got != c.want {
+		if err != nil || !reflect.DeepEqual(got, c.want) {
 			t.Errorf("ParseFault(%q): got %+v, %v; want %+v", c.spec, got, err, c.want)
 		}
 	}
@@ -193,7 +230,7 @@ func TestParseFault(t *testing.T) {
 }
 
 func FuzzParseFault(f *testing.F) {
-	for _, s := range []string{"PUT /s3/:503:p=0.2", "POST /repo/v1/entity:drop-after-handling:n=1", "*:latency=20ms", "*:stall=1s:drop-after-bytes=5", ":::", "*:p=1e-3:500"} {
+	for _, s := range []string{"PUT /s3/:503:p=0.2", "POST /repo/v1/entity:drop-after-handling:n=1", "*:latency=20ms", "*:stall=1s:drop-after-bytes=5", "*:transit=5ms", ":::", "*:p=1e-3:500"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, spec string) {
@@ -205,7 +242,7 @@ func FuzzParseFault(f *testing.F) {
 		if err != nil {
 			t.Fatalf("ParseFault(%q) of %q's String: %v", flt.String(), spec, err)
 		}
-		if back != flt {
+		if !reflect.DeepEqual(back, flt) {
 			t.Fatalf("round trip of %q: got %+v, want %+v", spec, back, flt)
 		}
 	})

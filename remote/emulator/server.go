@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"bytes"
 	"context"
 	crand "crypto/rand"
 	"encoding/binary"
@@ -602,6 +603,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	eff, fired := s.pickFaults(r.Method, rr.Route, r.URL.Path)
 	rr.Faulted = fired > 0
+	for _, fn := range eff.fired {
+		fn()
+	}
+	if eff.transit > 0 {
+		// The request is on its way: it arrives (and is handled) whether
+		// or not its sender is still waiting for the answer.
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			return // not all of it was sent
+		}
+		r = r.WithContext(context.WithoutCancel(r.Context()))
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		time.Sleep(eff.transit)
+	}
 	if eff.latency > 0 && remote.Sleep(r.Context(), eff.latency) != nil {
 		return // the client gave up
 	}
