@@ -139,11 +139,9 @@ func (c *folderCreate) ours(e *remote.Entity) bool {
 // get one for every runtime preemption), and the syscall is then made
 // again: a change Synapse had already made when the call gave up was
 // then answered EEXIST (mkdir) or ENOENT (rmdir, rm, mv). Given grace to
-// finish, the call answers with what really happened.
+// finish, the call answers with what really happened (remote.Outlive).
 func afterInterrupt(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
-	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	stop := context.AfterFunc(ctx, func() { time.AfterFunc(grace, cancel) })
-	return lctx, func() { stop(); cancel() }
+	return remote.Outlive(ctx, grace)
 }
 
 // change runs fn, a call that changes something in Synapse, on a context

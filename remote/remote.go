@@ -238,6 +238,16 @@ func IsBackground(ctx context.Context) bool {
 	return b
 }
 
+// Outlive returns a context that ends grace after ctx does, rather than
+// with it, for a call that changes something in Synapse: a request already
+// sent may still be carried out after its sender gives up, so a caller
+// that must know what happened waits for the answer, within grace.
+func Outlive(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(grace, cancel) })
+	return lctx, func() { stop(); cancel() }
+}
+
 // Sleep waits for d or until ctx is done, and returns ctx's error if that
 // came first (or at once when d <= 0 and ctx is done).
 func Sleep(ctx context.Context, d time.Duration) error {

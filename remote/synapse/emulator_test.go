@@ -1,7 +1,10 @@
 package synapse_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -144,6 +147,29 @@ func TestFolderCreateLostAnswer(t *testing.T) {
 	kids := e.em.Children(e.folder)
 	if len(kids) != 1 || kids[0].ID != f.ID {
 		t.Fatalf("got %+v, want exactly the folder %s", kids, f.ID)
+	}
+}
+
+// TestUploadCancelledAwaitsItsCreate: an upload cancelled while its
+// entity's create is on its way returns only once Synapse has answered
+// that create, so that a caller who cancels, waits and then looks finds
+// what it made.
+func TestUploadCancelledAwaitsItsCreate(t *testing.T) {
+	e := newEmu(t, emulator.Options{})
+	sent := make(chan struct{}, 1)
+	e.em.AddFault(emulator.Fault{Route: "POST /repo/v1/entity", Transit: 300 * time.Millisecond, FirstN: 1,
+		Fired: func() { sent <- struct{}{} }})
+	c := e.client(t, demoToken)
+	data := []byte("transit\n")
+	sum := md5.Sum(data)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { <-sent; cancel() }()
+	_, err := c.Upload(ctx, &remote.UploadRequest{ParentID: e.folder, Name: "t.txt", Size: int64(len(data)),
+		MD5: hex.EncodeToString(sum[:]), Source: bytes.NewReader(data), Absent: true})
+	kids := e.em.Children(e.folder)
+	if len(kids) != 1 || kids[0].Name != "t.txt" {
+		t.Fatalf("Upload returned (%v) with children %+v, want t.txt created", err, kids)
 	}
 }
 

@@ -103,6 +103,10 @@ func (c *Client) Upload(ctx context.Context, req *remote.UploadRequest) (*remote
 	return c.attach(ctx, parent, &plan, fh, cur)
 }
 
+// landWait bounds how long an upload cancelled while it creates or
+// updates its entity waits for Synapse's answer.
+const landWait = 10 * time.Second
+
 // uploadPlan is an Upload's request with defaults filled in.
 type uploadPlan struct {
 	req         *remote.UploadRequest
@@ -185,10 +189,22 @@ func (c *Client) holds(ctx context.Context, e *Entity, p *uploadPlan, newHandle 
 // what Upload's lookup found (nil: nothing, or no lookup); the first try
 // uses it rather than asking again, since a create that clashes and an
 // update that is stale both fall back to a fresh read.
+//
+// A create or update once sent may be carried out even if the caller gives
+// up on it, so attach goes on for up to landWait after ctx ends to learn
+// the outcome, and starts no new attempt once ctx has ended: when Upload
+// returns, whatever it made in Synapse is there (a caller that cancels an
+// upload, waits for it to return, and then looks up the name finds it).
 func (c *Client) attach(ctx context.Context, parent string, p *uploadPlan, fh *FileHandle, found *Entity) (*remote.Entity, error) {
+	outer := ctx
+	ctx, cancel := remote.Outlive(ctx, landWait)
+	defer cancel()
 	req := p.req
 	var last error
 	for try := range maxUpdateTries {
+		if err := outer.Err(); err != nil {
+			return nil, canceled("upload "+req.Name, err)
+		}
 		cur := found
 		if try > 0 {
 			var err error
