@@ -391,9 +391,13 @@ func (fsys *FS) validName(name string) error {
 	return err
 }
 
-// unstage cancels any upload of ino and drops its staged bytes.
+// unstage cancels any upload of ino and drops its staged bytes. An upload
+// under way is waited for (while ctx lasts), so that an entity it was
+// creating is in Synapse when the caller looks for it.
 func (fsys *FS) unstage(ctx context.Context, ino uint64) error {
-	fsys.flusher.Cancel(ino)
+	if err := fsys.flusher.CancelWait(ctx, ino); err != nil {
+		fsys.log.Debug("unstage: stopped waiting for an upload", "ino", ino, "err", err)
+	}
 	fsys.forgetAttrs(ino)
 	if err := fsys.store.Remove(ino); err != nil && !errors.Is(err, cache.ErrNotFound) {
 		return err

@@ -229,7 +229,9 @@ func (d *dir) settleUpload(ctx context.Context, name string, rec *cache.Record, 
 		d.fsys.meta.Invalidate(d.fsys.resolveID(d.id))
 		return d.entry(ctx, name)
 	}
-	d.fsys.flusher.Cancel(rec.Ino)
+	if err := d.fsys.flusher.CancelWait(ctx, rec.Ino); err != nil {
+		return nil, nil, err
+	}
 	if pid := d.fsys.resolveID(d.id); e == nil && !cache.IsLocalID(pid) {
 		if got, lerr := d.fsys.client.Lookup(ctx, pid, name); lerr == nil && got.Kind == remote.KindFile {
 			e = got

@@ -1,12 +1,14 @@
 package fs_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/synfs/synfs/cache"
+	"github.com/synfs/synfs/remote/emulator"
 )
 
 // Files unlinked, or replaced by a rename, while a program holds them open:
@@ -316,5 +318,43 @@ func awaitUsed(st *cache.Store, want int64) int64 {
 			return u
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// rm of a file whose entity's create is on its way to Synapse: the create
+// is carried out after the mount's upload gave up on it (a transit fault),
+// and still no entity may stay behind. rm waits for the cancelled upload
+// to return, and the upload for the create's answer, before it looks.
+func TestRemoveWhileCreateInTransit(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	if _, err := xReadDir(t, e.data); err != nil {
+		t.Fatal(err)
+	}
+	sent := make(chan struct{}, 1)
+	e.em.AddFault(emulator.Fault{Route: "POST /repo/v1/entity", Transit: 2 * time.Second, FirstN: 1,
+		Fired: func() { sent <- struct{}{} }})
+	p := filepath.Join(e.data, "a.txt")
+	if err := put(t, p, []byte("hello\n")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-sent:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the upload sent no create")
+	}
+	if _, err := quick(t, 15*time.Second, "rm while the create is in transit", "remove", p, ""); err != nil {
+		t.Fatalf("rm: %v", err)
+	}
+	waitFor(t, 10*time.Second, "the create in transit to be handled", func() bool {
+		return e.em.RequestCounts()["POST /repo/v1/entity"] >= 1
+	})
+	e.drain(time.Minute)
+	for _, c := range e.em.Children(e.folder) {
+		if c.Name == "a.txt" {
+			t.Fatalf("a.txt (%s) is in Synapse after rm succeeded", c.ID)
+		}
+	}
+	if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stat after rm: %v, want ENOENT", err)
 	}
 }

@@ -217,6 +217,14 @@ func (f *Flusher) add(ino uint64, now bool) {
 // deleted before it was uploaded).
 func (f *Flusher) Cancel(ino uint64) { f.q.Remove(ino) }
 
+// CancelWait is Cancel, and then waits until an upload of ino that was
+// running has returned, or ctx ends: after it, any entity that upload
+// created or updated is in Synapse, and the upload changes nothing more
+// (Upload waits for the answer to a create or update it sent).
+func (f *Flusher) CancelWait(ctx context.Context, ino uint64) error {
+	return f.q.Cancel(ctx, ino)
+}
+
 // Flush waits until ino (0: every queued file) is uploaded, starting it now
 // if it is waiting. It returns a permanent failure, or ctx's error.
 func (f *Flusher) Flush(ctx context.Context, ino uint64) error { return f.q.Flush(ctx, ino) }

@@ -115,6 +115,7 @@ type item struct {
 	index    int // in the heap, -1 when not
 
 	cancel  context.CancelFunc // while uploading
+	ran     chan struct{}      // closed when the running upload returns
 	readd   bool               // added again while uploading
 	readdAt time.Time          // due time for that re-add
 }
@@ -220,9 +221,35 @@ func (q *Queue) add(id uint64, name string, put PutFn, delay time.Duration, canc
 func (q *Queue) Remove(id uint64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.removeLocked(id)
+}
+
+// Cancel is Remove, and then waits until an upload of id that was running
+// has returned, or ctx ends (its error is returned then). Once Cancel
+// returns nil, nothing of id's upload is running.
+func (q *Queue) Cancel(ctx context.Context, id uint64) error {
+	q.mu.Lock()
+	it := q.removeLocked(id)
+	var ran chan struct{}
+	if it != nil && it.cancel != nil {
+		ran = it.ran
+	}
+	q.mu.Unlock()
+	if ran == nil {
+		return nil
+	}
+	select {
+	case <-ran:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (q *Queue) removeLocked(id uint64) *item {
 	it := q.items[id]
 	if it == nil {
-		return
+		return nil
 	}
 	delete(q.items, id)
 	if it.index >= 0 {
@@ -234,6 +261,7 @@ func (q *Queue) Remove(id uint64) {
 	}
 	q.broadcastLocked()
 	q.kickLocked()
+	return it
 }
 
 // Flush makes id (0: every item) start now if it is waiting, and waits until
@@ -400,6 +428,7 @@ func (q *Queue) startLocked(it *item) {
 	ctx, cancel := context.WithCancel(q.root)
 	it.state = StateUploading
 	it.cancel = cancel
+	it.ran = make(chan struct{})
 	it.attempts++
 	q.running++
 	q.wg.Add(1)
@@ -414,6 +443,7 @@ func (q *Queue) run(ctx context.Context, it *item, put PutFn) {
 	defer q.mu.Unlock()
 	it.cancel()
 	it.cancel = nil
+	close(it.ran)
 	q.running--
 	live := !q.closed && q.items[it.id] == it
 	switch {

@@ -262,6 +262,58 @@ func TestRemove(t *testing.T) {
 	}
 }
 
+// Cancel returns only once the cancelled upload has returned (here it
+// takes a while after its context ends, as a create awaiting its answer
+// does), or when the caller's context ends first.
+func TestCancelWaits(t *testing.T) {
+	q := newQueue(t, Options{Delay: -1})
+	started := make(chan struct{})
+	finish := make(chan struct{})
+	var returned atomic.Bool
+	q.AddNow(1, "a", func(ctx context.Context) error {
+		close(started)
+		<-ctx.Done()
+		<-finish
+		returned.Store(true)
+		return ctx.Err()
+	})
+	<-started
+	short, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := q.Cancel(short, 1); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Cancel with the upload still running = %v, want DeadlineExceeded", err)
+	}
+	go func() { time.Sleep(20 * time.Millisecond); close(finish) }()
+	if err := q.Cancel(context.Background(), 1); err != nil {
+		t.Fatalf("second Cancel = %v", err)
+	}
+	// The item left the queue at the first Cancel; the second has nothing
+	// to wait for, so it may return before the upload does.
+	waitFor(t, "the upload to return", returned.Load)
+
+	started2 := make(chan struct{})
+	finish2 := make(chan struct{})
+	var returned2 atomic.Bool
+	q.AddNow(2, "b", func(ctx context.Context) error {
+		close(started2)
+		<-ctx.Done()
+		<-finish2
+		returned2.Store(true)
+		return ctx.Err()
+	})
+	<-started2
+	go func() { time.Sleep(20 * time.Millisecond); close(finish2) }()
+	if err := q.Cancel(context.Background(), 2); err != nil {
+		t.Fatalf("Cancel = %v", err)
+	}
+	if !returned2.Load() {
+		t.Fatal("Cancel returned before the upload did")
+	}
+	if err := q.Cancel(context.Background(), 3); err != nil {
+		t.Fatalf("Cancel of an unknown item = %v", err)
+	}
+}
+
 func TestFlushAllWaits(t *testing.T) {
 	q := newQueue(t, Options{Delay: time.Hour, Transfers: 2})
 	var done atomic.Int32
