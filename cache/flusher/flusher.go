@@ -153,7 +153,9 @@ func (f *Flusher) offline(err error) error {
 	if f.o.Conn.Online() {
 		return nil
 	}
-	f.q.Pause()
+	// Only if it still is: Synapse may have come back since the look, and
+	// watchConn's Resume for that must not be undone.
+	f.q.PauseIf(func() bool { return !f.o.Conn.Online() })
 	if err == nil {
 		err = f.o.Conn.Err("upload")
 	}
@@ -461,12 +463,18 @@ func (f *Flusher) failed(ctx context.Context, rec *cache.Record, gen uint64, err
 		// Uploading, which Pending resumes after a restart.
 		return ctx.Err()
 	}
-	if errors.Is(err, remote.ErrUnauthenticated) && !f.o.Conn.Online() {
+	if errors.Is(err, remote.ErrUnauthenticated) {
 		// Synapse refuses the token: the upload waits for a valid one, as
 		// it waits for Synapse to be reachable, instead of failing.
 		_ = f.store.SetState(rec.Ino, gen, cache.StateDirty, err.Error())
-		f.log.Info("upload waits for a valid access token", "file", rec.Name, "parent", rec.ParentID, "err", err)
-		return f.offline(err)
+		if later := f.offline(err); later != nil {
+			f.log.Info("upload waits for a valid access token", "file", rec.Name, "parent", rec.ParentID, "err", err)
+			return later
+		}
+		// Refused by an answer to a call made before a probe found the
+		// token accepted again: retried, like any other failure.
+		f.log.Warn("upload refused by Synapse (401) after the token was accepted again, will retry", "file", rec.Name, "parent", rec.ParentID, "err", err)
+		return err
 	}
 	if reason, ok := permanentReason(err); ok {
 		if serr := f.store.SetState(rec.Ino, gen, cache.StateFailed, reason); errors.Is(serr, cache.ErrChanged) {
@@ -510,8 +518,6 @@ func permanentReason(err error) (string, bool) {
 		return NotCertifiedReason, true
 	case errors.Is(err, remote.ErrPermission):
 		return "permission denied: you may not create or update files in this folder" + detail, true
-	case errors.Is(err, remote.ErrUnauthenticated):
-		return "not authenticated: the Synapse access token is missing, invalid or expired", true
 	case errors.Is(err, remote.ErrInvalid):
 		return "Synapse refused the file" + detail, true
 	case errors.Is(err, remote.ErrTooLarge):

@@ -252,6 +252,33 @@ func TestTransientRetries(t *testing.T) {
 	}
 }
 
+// A 401 that answers a call made before a probe found the token accepted
+// again (the connection is online when the upload fails) is retried; the
+// file does not fail for good. With the connection refusing the token, it
+// waits (TestProveFaults/token-revoked).
+func TestUnauthenticatedWhileOnlineRetries(t *testing.T) {
+	s := memStore(t)
+	c := newFake()
+	c.hook = func(n int, _ *remote.UploadRequest) error {
+		if n == 1 {
+			return &remote.Error{Op: "POST /entity", Status: 401, Reason: "Invalid access token", Kind: remote.ErrUnauthenticated}
+		}
+		return nil
+	}
+	fl := newFlusher(t, s, c, Options{Conn: remote.NewConnectivity(remote.ConnectivityOptions{Logger: quiet})})
+	ino := stage(t, s, "syn1", "a", []byte("abc"))
+	fl.EnqueueNow(ino)
+	if err := fl.Flush(ctx10s(t), ino); err != nil {
+		t.Fatalf("Flush = %v, want the file uploaded on the retry", err)
+	}
+	if n := len(c.requests()); n != 2 {
+		t.Fatalf("%d attempts, want 2", n)
+	}
+	if _, ok := c.file("syn1/a"); !ok {
+		t.Fatal("the file was not uploaded")
+	}
+}
+
 func TestWriteDuringUploadRequeues(t *testing.T) {
 	s := memStore(t)
 	c := newFake()

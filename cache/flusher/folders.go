@@ -42,10 +42,14 @@ func (f *Flusher) putFolder(ino uint64) writeback.PutFn {
 		case ctx.Err() != nil:
 			return ctx.Err()
 		}
-		if errors.Is(err, remote.ErrUnauthenticated) && !f.o.Conn.Online() {
-			// Synapse refuses the token: wait for a valid one.
+		if errors.Is(err, remote.ErrUnauthenticated) {
+			// Synapse refuses the token: wait for a valid one (or, if a
+			// probe found it accepted again meanwhile, retry).
 			_ = f.store.UpdateFolder(ino, func(fo *cache.Folder) error { fo.Err = err.Error(); return nil })
-			return f.offline(err)
+			if later := f.offline(err); later != nil {
+				return later
+			}
+			return err
 		}
 		if reason, ok := permanentReason(err); ok {
 			_ = f.store.UpdateFolder(ino, func(fo *cache.Folder) error { fo.Err = reason; return nil })

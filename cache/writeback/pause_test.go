@@ -48,3 +48,21 @@ func TestLaterWaitsForResume(t *testing.T) {
 		t.Fatalf("got %d attempts, want 3 (one refused, two after resume)", n)
 	}
 }
+
+// PauseIf pauses only when its condition, looked at under the queue's
+// lock, holds.
+func TestPauseIf(t *testing.T) {
+	q := newQueue(t, Options{Delay: -1})
+	q.PauseIf(func() bool { return false })
+	if q.Paused() {
+		t.Fatal("paused with the condition false")
+	}
+	q.PauseIf(func() bool { return true })
+	if !q.Paused() {
+		t.Fatal("not paused with the condition true")
+	}
+	q.Resume()
+	if q.Paused() {
+		t.Fatal("paused after Resume")
+	}
+}

@@ -358,6 +358,19 @@ func (q *Queue) Pause() {
 	}
 }
 
+// PauseIf is Pause if cond, called under the queue's lock, holds. A caller
+// that found the destination unreachable pauses only if it still is: the
+// Resume that follows its return takes the same lock, so it cannot come
+// between the look and the pause and be undone by it.
+func (q *Queue) PauseIf(cond func() bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.paused && cond() {
+		q.paused = true
+		q.broadcastLocked()
+	}
+}
+
 // Resume starts the due items again after Pause.
 func (q *Queue) Resume() {
 	q.mu.Lock()
