@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -170,6 +171,53 @@ func TestUploadCancelledAwaitsItsCreate(t *testing.T) {
 	kids := e.em.Children(e.folder)
 	if len(kids) != 1 || kids[0].Name != "t.txt" {
 		t.Fatalf("Upload returned (%v) with children %+v, want t.txt created", err, kids)
+	}
+}
+
+// TestSameUploadInTwoFolders: the same content under the same name,
+// uploaded to two folders at once, is one multipart upload in Synapse (the
+// request names no folder). The second completes it while the first's
+// part is being added; the first must still end with its entity, not fail
+// with "Cannot add parts to completed file upload."
+func TestSameUploadInTwoFolders(t *testing.T) {
+	e := newEmu(t, emulator.Options{})
+	other, err := e.em.CreateFolder(demoToken, e.folder, "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adding := make(chan struct{}, 1)
+	e.em.AddFault(emulator.Fault{Route: "PUT /file/v1/file/multipart/{uploadId}/add/{part}", Latency: 500 * time.Millisecond,
+		FirstN: 1, Fired: func() { adding <- struct{}{} }})
+	c := e.client(t, demoToken)
+	data := []byte("the same bytes\n")
+	sum := md5.Sum(data)
+	upload := func(parent string) (*remote.Entity, error) {
+		return c.Upload(context.Background(), &remote.UploadRequest{ParentID: parent, Name: "same.txt",
+			Size: int64(len(data)), MD5: hex.EncodeToString(sum[:]), Source: bytes.NewReader(data), Absent: true})
+	}
+	type result struct {
+		e   *remote.Entity
+		err error
+	}
+	first := make(chan result, 1)
+	go func() { ent, err := upload(e.folder); first <- result{ent, err} }()
+	<-adding // the first upload's part is on its way to being added
+	if _, err := upload(other); err != nil {
+		t.Fatalf("second upload: %v", err)
+	}
+	r := <-first
+	if r.err != nil {
+		t.Fatalf("first upload: %v", r.err)
+	}
+	for _, parent := range []string{e.folder, other} {
+		kids := e.em.Children(parent)
+		var names []string
+		for _, k := range kids {
+			names = append(names, k.Name)
+		}
+		if !slices.Contains(names, "same.txt") {
+			t.Errorf("%s holds %v, want same.txt", parent, names)
+		}
 	}
 }
 

@@ -269,7 +269,7 @@ func (c *Client) uploadBytes(ctx context.Context, parent string, p *uploadPlan) 
 		mreq.StorageLocationID = &loc
 	}
 	op := "upload " + p.req.Name
-	force := false
+	force, rechecked := false, false
 	for attempt := 0; ; attempt++ {
 		fh, err := c.multipart(ctx, mreq, force, p)
 		if err == nil {
@@ -284,6 +284,17 @@ func (c *Client) uploadBytes(ctx context.Context, parent string, p *uploadPlan) 
 			// The upload Synapse kept for this request is not this content:
 			// start it again from scratch, once.
 			force = true
+			continue
+		}
+		if ctx.Err() == nil && errors.Is(err, remote.ErrInvalid) && !force && !rechecked {
+			// Synapse keeps one upload per user and request, and the
+			// request names no folder: the same content under the same
+			// name uploaded elsewhere at once is the same upload, and the
+			// other may complete it while this one adds parts ("Cannot add
+			// parts to completed file upload."). Starting again finds it
+			// completed and checks its handle.
+			rechecked = true
+			c.log.LogAttrs(ctx, slogWarn, "synapse: upload refused; looking at its state again", attrOp(op), attrErr(err))
 			continue
 		}
 		if ctx.Err() != nil || !errors.Is(err, remote.ErrTransient) || attempt+1 >= maxUploadAttempts {
