@@ -174,6 +174,30 @@ func TestUploadCancelledAwaitsItsCreate(t *testing.T) {
 	}
 }
 
+// TestUploadCancelledSendsNoNewCreate: an upload cancelled while Synapse
+// throttles its create (429: not carried out) sends no new one; only a
+// create already sent is waited for.
+func TestUploadCancelledSendsNoNewCreate(t *testing.T) {
+	e := newEmu(t, emulator.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e.em.AddFault(emulator.Fault{Route: "POST /repo/v1/entity", Status: http.StatusTooManyRequests, FirstN: 1, Fired: cancel})
+	c := e.client(t, demoToken)
+	data := []byte("never created\n")
+	sum := md5.Sum(data)
+	_, err := c.Upload(ctx, &remote.UploadRequest{ParentID: e.folder, Name: "n.txt", Size: int64(len(data)),
+		MD5: hex.EncodeToString(sum[:]), Source: bytes.NewReader(data), Absent: true})
+	if err == nil {
+		t.Fatal("Upload succeeded after it was cancelled")
+	}
+	if n := e.em.RequestCounts()["POST /repo/v1/entity"]; n != 1 {
+		t.Errorf("%d creates sent, want 1 (the throttled one, before the cancel)", n)
+	}
+	if kids := e.em.Children(e.folder); len(kids) != 0 {
+		t.Errorf("children %+v, want none", kids)
+	}
+}
+
 // TestSameUploadInTwoFolders: the same content under the same name,
 // uploaded to two folders at once, is one multipart upload in Synapse (the
 // request names no folder). The second completes it while the first's

@@ -74,6 +74,24 @@ func newLimiter(concurrent, perMinute int) *limiter {
 	}
 }
 
+type admitKey struct{}
+
+// admitWithin returns ctx, except that its calls wait for the REST limits
+// (and so are sent) only while admit lasts: a call that outlives its
+// caller to learn what it did (remote.Outlive) sends nothing new once the
+// caller has gone.
+func admitWithin(ctx, admit context.Context) context.Context {
+	return context.WithValue(ctx, admitKey{}, admit)
+}
+
+// admission is the context a call on ctx waits for the REST limits with.
+func admission(ctx context.Context) context.Context {
+	if a, ok := ctx.Value(admitKey{}).(context.Context); ok {
+		return a
+	}
+	return ctx
+}
+
 // acquire waits for the rate limit and then for a free slot. The caller must
 // call release once the call has finished.
 func (l *limiter) acquire(ctx context.Context) error {
@@ -317,7 +335,12 @@ func (c *Client) rest(ctx context.Context, cl call) error {
 		if !c.conn.Online() {
 			return c.conn.Err(op)
 		}
-		if err := c.limit.acquire(ctx); err != nil {
+		admit := admission(ctx)
+		if err := c.limit.acquire(admit); err != nil {
+			return canceled(op, err)
+		}
+		if err := admit.Err(); err != nil {
+			c.limit.release()
 			return canceled(op, err)
 		}
 		status, hdr, body, err := c.roundTrip(ctx, &cl, payload)

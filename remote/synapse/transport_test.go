@@ -4,8 +4,10 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -171,5 +173,41 @@ func TestUploadStreamsParts(t *testing.T) {
 	}
 	if rec.max > 1<<20 {
 		t.Errorf("largest source read: got %d bytes, want at most 1 MiB (parts are streamed)", rec.max)
+	}
+}
+
+// A call whose admission has ended sends nothing, even on a context that
+// outlives it (remote.Outlive) and with the limits free.
+func TestAdmitWithinSendsNothing(t *testing.T) {
+	var got atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.Add(1)
+		w.Write([]byte(`{}`))
+	}))
+	defer srv.Close()
+	repo, file, auth := Endpoints(srv.URL)
+	c, err := New(Config{RepoEndpoint: repo, FileEndpoint: file, AuthEndpoint: auth, Token: "t", RatePerMinute: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := call{method: http.MethodGet, base: c.repo, path: "/version"}
+	if err := c.rest(context.Background(), cl); err != nil || got.Load() != 1 {
+		t.Fatalf("plain call: %v, %d requests; want nil, 1", err, got.Load())
+	}
+	outer, cancel := context.WithCancel(context.Background())
+	cancel()
+	lctx, stop := remote.Outlive(outer, time.Minute)
+	defer stop()
+	for range 20 {
+		if err := c.rest(admitWithin(lctx, outer), cl); err == nil {
+			t.Fatal("call admitted after its admission ended")
+		}
+	}
+	if n := got.Load(); n != 1 {
+		t.Fatalf("%d requests, want 1 (none after the admission ended)", n)
+	}
+	// The limiter's slot was given back each time.
+	if err := c.rest(context.Background(), cl); err != nil || got.Load() != 2 {
+		t.Fatalf("call after: %v, %d requests; want nil, 2", err, got.Load())
 	}
 }

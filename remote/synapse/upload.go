@@ -191,14 +191,16 @@ func (c *Client) holds(ctx context.Context, e *Entity, p *uploadPlan, newHandle 
 // update that is stale both fall back to a fresh read.
 //
 // A create or update once sent may be carried out even if the caller gives
-// up on it, so attach goes on for up to landWait after ctx ends to learn
-// the outcome, and starts no new attempt once ctx has ended: when Upload
-// returns, whatever it made in Synapse is there (a caller that cancels an
-// upload, waits for it to return, and then looks up the name finds it).
+// up on it, so attach waits up to landWait after ctx ends for the answer to
+// a call already sent, and sends nothing once ctx has ended (admitWithin):
+// when Upload returns, whatever it made in Synapse is there (a caller that
+// cancels an upload, waits for it to return, and then looks up the name
+// finds it).
 func (c *Client) attach(ctx context.Context, parent string, p *uploadPlan, fh *FileHandle, found *Entity) (*remote.Entity, error) {
 	outer := ctx
-	ctx, cancel := remote.Outlive(ctx, landWait)
+	lctx, cancel := remote.Outlive(ctx, landWait)
 	defer cancel()
+	ctx = admitWithin(lctx, outer)
 	req := p.req
 	var last error
 	for try := range maxUpdateTries {
