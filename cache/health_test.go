@@ -84,8 +84,9 @@ func TestDiskHeadroom(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A headroom just above what is free: the disk is "full" for staging.
-	s := openStore(t, Options{Dir: dir, SpaceWait: 20 * time.Millisecond, DiskHeadroom: free + 1, Reserve: -1})
+	// A headroom above what is free: the disk is "full" for staging. Far
+	// above (1 TiB): tests running beside this one free space meanwhile.
+	s := openStore(t, Options{Dir: dir, SpaceWait: 20 * time.Millisecond, DiskHeadroom: free + 1<<40, Reserve: -1})
 	_, f := create(t, s, "p", "a")
 	defer f.Release()
 	if _, err := f.WriteAt(context.Background(), []byte("x"), 0); !errors.Is(err, ErrNoSpace) {
