@@ -106,9 +106,13 @@ func (f *File) flushLocked(st State) error {
 }
 
 // Flush writes buffered bytes and the record (size, MD5 when known,
-// generation, mtime). It is called on close(2). The state stays Open while
-// a writer has the file open (the closing descriptor's handle may live on
-// in a dup), and becomes Dirty otherwise: the last EndWrite makes it so.
+// generation, mtime) as Dirty. It is called on close(2), whose handle is
+// released just after (a dup may keep it open longer): writing Dirty now
+// spares the release a commit that would only change the state. The record
+// is exact on disk once written, and a later write marks it Open (MD5 "")
+// before any of its bytes reach the arena (markLocked), so a crash can
+// never find a Dirty record that does not describe its chunks. While a
+// writer is open, Get and Records report Dirty as Open (overlay).
 func (f *File) Flush() error {
 	leave, err := f.s.enterIno(f.ino)
 	if err != nil {
@@ -118,11 +122,7 @@ func (f *File) Flush() error {
 	if err := f.usableLocked(); err != nil {
 		return err
 	}
-	st := StateDirty
-	if f.writers.Load() > 0 {
-		st = StateOpen
-	}
-	if err := f.flushLocked(st); err != nil {
+	if err := f.flushLocked(StateDirty); err != nil {
 		return err
 	}
 	if f.werr != nil {

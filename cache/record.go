@@ -14,11 +14,13 @@ type State int
 
 // The states of a staged file.
 const (
-	// StateOpen: being written, with open handles. Found after a restart it
-	// means the process stopped while the file was open; the bytes up to
-	// the last flush are kept and the file is treated as StateDirty.
+	// StateOpen: being written, with open handles, and changed since its
+	// last flush. Found after a restart it means the process stopped while
+	// the file was open; the bytes up to the last flush are kept and the
+	// file is treated as StateDirty.
 	StateOpen State = iota
-	// StateDirty: closed and waiting for upload.
+	// StateDirty: flushed and waiting for upload (a file flushed with a
+	// writer still open is Dirty on disk; Get and Records report it Open).
 	StateDirty
 	// StateUploading: an upload of the current generation is in progress.
 	StateUploading

@@ -103,6 +103,9 @@ func (s *Store) overlay(rec *Record) {
 	if f != nil {
 		rec.Size = f.Size()
 		rec.Mtime = time.Unix(0, f.mtime.Load())
+		if rec.State == StateDirty && f.writers.Load() > 0 {
+			rec.State = StateOpen // flushed, but still open for writing
+		}
 	}
 }
 

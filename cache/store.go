@@ -79,6 +79,7 @@ type Store struct {
 	dropMu sync.RWMutex
 
 	freedBytes atomic.Int64 // bytes deleted since the last GC pass
+	updates    atomic.Int64 // transactions committed by update (tests count them)
 	gcKick     chan struct{}
 	gcDone     chan struct{}
 
@@ -243,7 +244,8 @@ func (s *Store) unlockDir() {
 	}
 }
 
-// Close flushes open files (they come back as StateOpen, treated as Dirty),
+// Close flushes open files (those changed since their last flush come back
+// as StateOpen, treated as Dirty after a crash; the others stay Dirty),
 // stops the garbage collector and closes Badger. Handles must not be used
 // afterwards.
 func (s *Store) Close() error {
@@ -307,6 +309,9 @@ func (s *Store) update(fn func(txn *badger.Txn) error) error {
 		err := s.db.Update(fn)
 		if errors.Is(err, badger.ErrConflict) && i < 100 {
 			continue
+		}
+		if err == nil {
+			s.updates.Add(1)
 		}
 		return err
 	}

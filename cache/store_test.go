@@ -944,3 +944,35 @@ func TestSetMtimeWithWriterOpen(t *testing.T) {
 		t.Errorf("record after the touch's close: state %v, want uploading (untouched)", r.State)
 	}
 }
+
+// A new file costs two Badger commits, its creation and its close: the
+// close's flush records the content as Dirty, and the release after it
+// has nothing left to write. Between the two, with the writer still open,
+// the file reads as Open.
+func TestNewFileCommitsTwice(t *testing.T) {
+	s := memStore(t, Options{ChunkSize: 1 << 20})
+	create(t, s, "p", "first") // reserves a block of inos: one commit per 1,024 files
+	before := s.updates.Load()
+	rec, f := create(t, s, "p", "a")
+	f.BeginWrite()
+	writeAt(t, f, bytes.Repeat([]byte("x"), 4096), 0)
+	if err := f.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := s.Get(rec.Ino); r.State != StateOpen {
+		t.Errorf("state after the flush, writer open: %v, want Open", r.State)
+	}
+	if err := f.EndWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.updates.Load() - before; n != 2 {
+		t.Errorf("%d commits for a new file, want 2 (create, close)", n)
+	}
+	r, _ := s.Get(rec.Ino)
+	if r.State != StateDirty || r.Size != 4096 || r.MD5 == "" {
+		t.Errorf("record after release: state %v size %d MD5 %q; want Dirty, 4096, set", r.State, r.Size, r.MD5)
+	}
+}
