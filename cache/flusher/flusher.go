@@ -189,7 +189,12 @@ func (f *Flusher) Start(ctx context.Context) error {
 // upload of ino under way goes on (the store's generations stop one whose
 // content changed) and ino is looked at again when it ends.
 func (f *Flusher) Enqueue(ino uint64) {
-	f.q.Touch(ino, f.nameOf(ino), f.put(ino))
+	// A close queues the file, and its release again: the second keeps
+	// the name, which only a rename changes (Restart), and spares a read
+	// of the record.
+	if !f.q.Retouch(ino) {
+		f.q.Touch(ino, f.nameOf(ino), f.put(ino))
+	}
 }
 
 // Restart queues ino for upload after the delay and cancels an upload of

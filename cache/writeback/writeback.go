@@ -185,9 +185,26 @@ func (q *Queue) AddNow(id uint64, name string, put PutFn) { q.add(id, name, put,
 // only waste the work done.
 func (q *Queue) Touch(id uint64, name string, put PutFn) { q.add(id, name, put, q.o.Delay, false) }
 
+// Retouch is Touch of an item already queued, with the name and function
+// it has; it reports false, and does nothing, when id is not queued.
+func (q *Queue) Retouch(id uint64) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	it := q.items[id]
+	if it == nil || q.closed {
+		return false
+	}
+	q.addLocked(id, it.name, it.put, q.o.Delay, false)
+	return true
+}
+
 func (q *Queue) add(id uint64, name string, put PutFn, delay time.Duration, cancel bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.addLocked(id, name, put, delay, cancel)
+}
+
+func (q *Queue) addLocked(id uint64, name string, put PutFn, delay time.Duration, cancel bool) {
 	if q.closed {
 		return
 	}

@@ -369,3 +369,29 @@ func TestClose(t *testing.T) {
 		t.Fatalf("%d items after Close, want 0", n)
 	}
 }
+
+// Retouch acts only on a queued item, keeping its name, and pushes its
+// start back as Touch does.
+func TestRetouch(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Unix(1000, 0)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	q := newQueue(t, Options{Delay: time.Hour, Now: clock})
+	if q.Retouch(1) {
+		t.Fatal("Retouch of an unknown item reported true")
+	}
+	if n := len(q.Queue()); n != 0 {
+		t.Fatalf("%d items after Retouch of an unknown item, want 0", n)
+	}
+	q.Touch(1, "a", func(context.Context) error { return nil })
+	mu.Lock()
+	now = now.Add(time.Minute)
+	mu.Unlock()
+	if !q.Retouch(1) {
+		t.Fatal("Retouch of a queued item reported false")
+	}
+	it, _ := itemOf(q, 1)
+	if want := now.Add(time.Hour); it.Name != "a" || !it.Due.Equal(want) {
+		t.Fatalf("after Retouch: name %q due %v; want a, %v", it.Name, it.Due, want)
+	}
+}
