@@ -1,7 +1,7 @@
 #!/bin/bash
 # ab-small-files.sh SYNFS_A SYNFS_B [ROUNDS]: times `cp -r` of 1,000 files of 4 KiB
 # into a fresh mount of each synfs binary in turn, ROUNDS times (default 5), against one
-# emulator (in memory, served by SYNFS_A). Prints "binary seconds" per copy. Needs root
+# emulator (in memory, served by SYNFS_A). Prints "binary seconds daemon-CPU-seconds" per copy. Needs root
 # and /dev/fuse. Used for the before/after figures in docs/benchmarks.md.
 set -euo pipefail
 a=$1 b=$2 rounds=${3:-5}
@@ -29,10 +29,12 @@ for r in $(seq 1 "$rounds"); do
 		mkdir -p "$d"
 		ls "$d" > /dev/null
 		sync
+		c0=$(awk '{print $14+$15}' "/proc/$pid/stat")
 		s=$(date +%s.%N)
 		cp -r "$work/src" "$d/"
 		e=$(date +%s.%N)
-		echo "$bin $(echo "$e - $s" | bc)"
+		c1=$(awk '{print $14+$15}' "/proc/$pid/stat")
+		echo "$bin $(echo "$e - $s" | bc) $(echo "($c1 - $c0) / $(getconf CLK_TCK)" | bc -l | cut -c1-5)"
 		fusermount3 -u "$work/mnt"
 		while [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
 	done
