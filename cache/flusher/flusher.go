@@ -189,11 +189,10 @@ func (f *Flusher) Start(ctx context.Context) error {
 // upload of ino under way goes on (the store's generations stop one whose
 // content changed) and ino is looked at again when it ends.
 func (f *Flusher) Enqueue(ino uint64) {
-	// A close queues the file, and its release again: the second keeps
-	// the name, which only a rename changes (Restart), and spares a read
-	// of the record.
+	// A close queues the file, and its release again: the second finds it
+	// queued and only pushes its start back.
 	if !f.q.Retouch(ino) {
-		f.q.Touch(ino, f.nameOf(ino), f.put(ino))
+		f.q.Touch(ino, f.put(ino))
 	}
 }
 
@@ -204,19 +203,11 @@ func (f *Flusher) Restart(ino uint64) { f.add(ino, false) }
 // EnqueueNow queues ino for upload at once (fsync).
 func (f *Flusher) EnqueueNow(ino uint64) { f.add(ino, true) }
 
-func (f *Flusher) nameOf(ino uint64) string {
-	if rec, err := f.store.Get(ino); err == nil {
-		return path.Join(rec.ParentID, rec.Name)
-	}
-	return ""
-}
-
 func (f *Flusher) add(ino uint64, now bool) {
-	name := f.nameOf(ino)
 	if now {
-		f.q.AddNow(ino, name, f.put(ino))
+		f.q.AddNow(ino, f.put(ino))
 	} else {
-		f.q.Add(ino, name, f.put(ino))
+		f.q.Add(ino, f.put(ino))
 	}
 }
 

@@ -27,7 +27,7 @@ var errFolderGone = errors.New("the folder was removed before it reached Synapse
 
 // EnqueueFolder queues the creation of staged folder ino, at once.
 func (f *Flusher) EnqueueFolder(ino uint64) {
-	f.q.AddNow(ino, "folder "+cache.LocalID(ino), f.putFolder(ino))
+	f.q.AddNow(ino, f.putFolder(ino))
 }
 
 func (f *Flusher) putFolder(ino uint64) writeback.PutFn {

@@ -23,7 +23,7 @@ func TestLaterWaitsForResume(t *testing.T) {
 		}
 		return nil
 	}
-	q.Add(1, "a", put)
+	q.Add(1, put)
 	waitFor(t, "the first attempt", func() bool { return calls.Load() == 1 })
 	waitFor(t, "the item waiting", func() bool {
 		it, ok := itemOf(q, 1)
@@ -32,7 +32,7 @@ func TestLaterWaitsForResume(t *testing.T) {
 	if !q.Paused() {
 		t.Fatal("got a running queue after Later, want paused")
 	}
-	q.Add(2, "b", put) // added while paused: does not start
+	q.Add(2, put) // added while paused: does not start
 	time.Sleep(20 * time.Millisecond)
 	if n := calls.Load(); n != 1 {
 		t.Fatalf("got %d attempts while paused, want 1", n)

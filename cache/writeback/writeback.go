@@ -54,7 +54,6 @@ func (st State) String() string {
 // Item is a snapshot of one queued item.
 type Item struct {
 	ID       uint64
-	Name     string
 	State    State
 	Due      time.Time // when it starts (waiting or backoff)
 	Attempts int       // uploads started since it was last added
@@ -106,7 +105,6 @@ func IsPermanent(err error) bool {
 
 type item struct {
 	id       uint64
-	name     string
 	put      PutFn
 	state    State
 	due      time.Time
@@ -174,19 +172,19 @@ func New(o Options) *Queue {
 // already waiting pushes its start back (merging rewrites); adding one that
 // is uploading cancels that upload's context and queues id again once it
 // returns; adding a failed one retries it.
-func (q *Queue) Add(id uint64, name string, put PutFn) { q.add(id, name, put, q.o.Delay, true) }
+func (q *Queue) Add(id uint64, put PutFn) { q.add(id, put, q.o.Delay, true) }
 
 // AddNow is Add without the delay, for fsync and for files found at start.
-func (q *Queue) AddNow(id uint64, name string, put PutFn) { q.add(id, name, put, 0, true) }
+func (q *Queue) AddNow(id uint64, put PutFn) { q.add(id, put, 0, true) }
 
 // Touch is Add, except that an upload under way is not cancelled: it is
 // run again, after the delay, once it has returned. It is for events that
 // do not make a running upload wrong (a close), where cancelling would
 // only waste the work done.
-func (q *Queue) Touch(id uint64, name string, put PutFn) { q.add(id, name, put, q.o.Delay, false) }
+func (q *Queue) Touch(id uint64, put PutFn) { q.add(id, put, q.o.Delay, false) }
 
-// Retouch is Touch of an item already queued, with the name and function
-// it has; it reports false, and does nothing, when id is not queued.
+// Retouch is Touch of an item already queued, with the function it has; it
+// reports false, and does nothing, when id is not queued.
 func (q *Queue) Retouch(id uint64) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -194,17 +192,17 @@ func (q *Queue) Retouch(id uint64) bool {
 	if it == nil || q.closed {
 		return false
 	}
-	q.addLocked(id, it.name, it.put, q.o.Delay, false)
+	q.addLocked(id, it.put, q.o.Delay, false)
 	return true
 }
 
-func (q *Queue) add(id uint64, name string, put PutFn, delay time.Duration, cancel bool) {
+func (q *Queue) add(id uint64, put PutFn, delay time.Duration, cancel bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.addLocked(id, name, put, delay, cancel)
+	q.addLocked(id, put, delay, cancel)
 }
 
-func (q *Queue) addLocked(id uint64, name string, put PutFn, delay time.Duration, cancel bool) {
+func (q *Queue) addLocked(id uint64, put PutFn, delay time.Duration, cancel bool) {
 	if q.closed {
 		return
 	}
@@ -212,17 +210,17 @@ func (q *Queue) addLocked(id uint64, name string, put PutFn, delay time.Duration
 	it := q.items[id]
 	switch {
 	case it == nil:
-		it = &item{id: id, name: name, put: put, due: due, index: -1}
+		it = &item{id: id, put: put, due: due, index: -1}
 		q.items[id] = it
 		heap.Push(&q.heap, it)
 	case it.state == StateUploading:
-		it.name, it.put = name, put
+		it.put = put
 		it.readd, it.readdAt = true, due
 		if cancel {
 			it.cancel()
 		}
 	default:
-		it.name, it.put = name, put
+		it.put = put
 		it.state, it.due, it.attempts = StateWaiting, due, 0
 		if it.index >= 0 {
 			heap.Fix(&q.heap, it.index)
@@ -351,7 +349,7 @@ func (q *Queue) Queue() []Item {
 	q.mu.Lock()
 	out := make([]Item, 0, len(q.items))
 	for _, it := range q.items {
-		out = append(out, Item{ID: it.id, Name: it.name, State: it.state, Due: it.due, Attempts: it.attempts, Err: it.err})
+		out = append(out, Item{ID: it.id, State: it.state, Due: it.due, Attempts: it.attempts, Err: it.err})
 	}
 	q.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool {
@@ -494,7 +492,7 @@ func (q *Queue) run(ctx context.Context, it *item, put PutFn) {
 		d := q.backoff(it.attempts)
 		it.state, it.err, it.due = StateBackoff, err, q.o.Now().Add(d)
 		heap.Push(&q.heap, it)
-		q.log.Debug("writeback: upload failed, will retry", "id", it.id, "name", it.name, "in", d, "err", err)
+		q.log.Debug("writeback: upload failed, will retry", "id", it.id, "in", d, "err", err)
 	}
 	q.broadcastLocked()
 	q.kickLocked()

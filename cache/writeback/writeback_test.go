@@ -47,7 +47,7 @@ func TestDelayMerging(t *testing.T) {
 	q := newQueue(t, Options{Delay: time.Hour, Now: clock})
 	var calls atomic.Int32
 	put := func(context.Context) error { calls.Add(1); return nil }
-	q.Add(1, "a", put)
+	q.Add(1, put)
 	it, _ := itemOf(q, 1)
 	if want := now.Add(time.Hour); !it.Due.Equal(want) || it.State != StateWaiting {
 		t.Fatalf("after Add: due %v state %v; want %v waiting", it.Due, it.State, want)
@@ -55,10 +55,10 @@ func TestDelayMerging(t *testing.T) {
 	mu.Lock()
 	now = now.Add(30 * time.Minute)
 	mu.Unlock()
-	q.Add(1, "a2", put)
+	q.Add(1, put)
 	it, _ = itemOf(q, 1)
-	if want := now.Add(time.Hour); !it.Due.Equal(want) || it.Name != "a2" {
-		t.Fatalf("after re-Add: due %v name %q; want %v a2", it.Due, it.Name, want)
+	if want := now.Add(time.Hour); !it.Due.Equal(want) {
+		t.Fatalf("after re-Add: due %v; want %v", it.Due, want)
 	}
 	if n := len(q.Queue()); n != 1 {
 		t.Fatalf("%d items after re-Add, want 1", n)
@@ -81,7 +81,7 @@ func TestDelayMerging(t *testing.T) {
 func TestDelayFires(t *testing.T) {
 	q := newQueue(t, Options{Delay: 5 * time.Millisecond})
 	done := make(chan struct{})
-	q.Add(1, "a", func(context.Context) error { close(done); return nil })
+	q.Add(1, func(context.Context) error { close(done); return nil })
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
@@ -100,12 +100,12 @@ func TestCancelAndRequeue(t *testing.T) {
 		return ctx.Err()
 	}
 	second := make(chan struct{})
-	q.AddNow(1, "a", first)
+	q.AddNow(1, first)
 	<-started
 	if it, _ := itemOf(q, 1); it.State != StateUploading {
 		t.Fatalf("state while running = %v, want uploading", it.State)
 	}
-	q.AddNow(1, "a", func(context.Context) error { close(second); return nil })
+	q.AddNow(1, func(context.Context) error { close(second); return nil })
 	select {
 	case <-second:
 	case <-time.After(10 * time.Second):
@@ -125,7 +125,7 @@ func TestTransferCap(t *testing.T) {
 	var running, peak atomic.Int32
 	release := make(chan struct{})
 	for i := range 12 {
-		q.AddNow(uint64(i+1), "x", func(context.Context) error {
+		q.AddNow(uint64(i+1), func(context.Context) error {
 			n := running.Add(1)
 			for {
 				p := peak.Load()
@@ -182,7 +182,7 @@ func TestRetryThenPermanent(t *testing.T) {
 	q := newQueue(t, Options{Delay: -1, BackoffBase: time.Millisecond, BackoffCap: 2 * time.Millisecond})
 	var calls atomic.Int32
 	boom := errors.New("boom")
-	q.AddNow(1, "a", func(context.Context) error {
+	q.AddNow(1, func(context.Context) error {
 		if calls.Add(1) < 3 {
 			return errors.New("transient")
 		}
@@ -203,7 +203,7 @@ func TestRetryThenPermanent(t *testing.T) {
 		t.Fatalf("Flush(all) = %v, want the permanent error", err)
 	}
 	// Add revives it.
-	q.AddNow(1, "a", func(context.Context) error { return nil })
+	q.AddNow(1, func(context.Context) error { return nil })
 	if err := q.Flush(context.Background(), 1); err != nil {
 		t.Fatalf("Flush after re-Add = %v", err)
 	}
@@ -215,7 +215,7 @@ func TestRetryThenPermanent(t *testing.T) {
 func TestBackoffState(t *testing.T) {
 	now := time.Unix(0, 0)
 	q := newQueue(t, Options{Delay: -1, BackoffBase: time.Hour, BackoffCap: 2 * time.Hour, Now: func() time.Time { return now }})
-	q.AddNow(1, "a", func(context.Context) error { return errors.New("503") })
+	q.AddNow(1, func(context.Context) error { return errors.New("503") })
 	waitFor(t, "backoff", func() bool { it, _ := itemOf(q, 1); return it.State == StateBackoff })
 	it, _ := itemOf(q, 1)
 	if it.Due.Before(now.Add(30*time.Minute)) || it.Due.After(now.Add(time.Hour)) || it.Err == nil || it.Attempts != 1 {
@@ -237,7 +237,7 @@ func TestRemove(t *testing.T) {
 	q := newQueue(t, Options{Delay: -1})
 	started := make(chan struct{})
 	var cancelled atomic.Bool
-	q.AddNow(1, "a", func(ctx context.Context) error {
+	q.AddNow(1, func(ctx context.Context) error {
 		close(started)
 		<-ctx.Done()
 		cancelled.Store(true)
@@ -255,7 +255,7 @@ func TestRemove(t *testing.T) {
 	// A waiting item is removed before it runs.
 	q2 := newQueue(t, Options{Delay: time.Hour})
 	var ran atomic.Bool
-	q2.Add(2, "b", func(context.Context) error { ran.Store(true); return nil })
+	q2.Add(2, func(context.Context) error { ran.Store(true); return nil })
 	q2.Remove(2)
 	if err := q2.Flush(context.Background(), 0); err != nil || ran.Load() {
 		t.Fatalf("Flush after Remove = %v, ran %v; want nil, false", err, ran.Load())
@@ -270,7 +270,7 @@ func TestCancelWaits(t *testing.T) {
 	started := make(chan struct{})
 	finish := make(chan struct{})
 	var returned atomic.Bool
-	q.AddNow(1, "a", func(ctx context.Context) error {
+	q.AddNow(1, func(ctx context.Context) error {
 		close(started)
 		<-ctx.Done()
 		<-finish
@@ -294,7 +294,7 @@ func TestCancelWaits(t *testing.T) {
 	started2 := make(chan struct{})
 	finish2 := make(chan struct{})
 	var returned2 atomic.Bool
-	q.AddNow(2, "b", func(ctx context.Context) error {
+	q.AddNow(2, func(ctx context.Context) error {
 		close(started2)
 		<-ctx.Done()
 		<-finish2
@@ -318,7 +318,7 @@ func TestFlushAllWaits(t *testing.T) {
 	q := newQueue(t, Options{Delay: time.Hour, Transfers: 2})
 	var done atomic.Int32
 	for i := range 5 {
-		q.Add(uint64(i+1), "x", func(context.Context) error { done.Add(1); return nil })
+		q.Add(uint64(i+1), func(context.Context) error { done.Add(1); return nil })
 	}
 	if err := q.Flush(context.Background(), 0); err != nil {
 		t.Fatal(err)
@@ -335,8 +335,8 @@ func TestFlushHurriesItemsQueuedMeanwhile(t *testing.T) {
 	q := newQueue(t, Options{Delay: time.Hour, Transfers: 2})
 	var done atomic.Int32
 	put := func(context.Context) error { done.Add(1); return nil }
-	q.Add(1, "first", func(context.Context) error {
-		q.Add(2, "late", put)
+	q.Add(1, func(context.Context) error {
+		q.Add(2, put)
 		return put(context.Background())
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -353,7 +353,7 @@ func TestClose(t *testing.T) {
 	q := New(Options{Delay: -1, Logger: quiet})
 	started := make(chan struct{})
 	var cancelled atomic.Bool
-	q.AddNow(1, "a", func(ctx context.Context) error {
+	q.AddNow(1, func(ctx context.Context) error {
 		close(started)
 		<-ctx.Done()
 		cancelled.Store(true)
@@ -364,14 +364,14 @@ func TestClose(t *testing.T) {
 	if !cancelled.Load() {
 		t.Fatal("Close returned before the running put was cancelled")
 	}
-	q.AddNow(2, "b", func(context.Context) error { t.Error("put ran after Close"); return nil })
+	q.AddNow(2, func(context.Context) error { t.Error("put ran after Close"); return nil })
 	if n := len(q.Queue()); n != 0 {
 		t.Fatalf("%d items after Close, want 0", n)
 	}
 }
 
-// Retouch acts only on a queued item, keeping its name, and pushes its
-// start back as Touch does.
+// Retouch acts only on a queued item, and pushes its start back as Touch
+// does.
 func TestRetouch(t *testing.T) {
 	var mu sync.Mutex
 	now := time.Unix(1000, 0)
@@ -383,7 +383,7 @@ func TestRetouch(t *testing.T) {
 	if n := len(q.Queue()); n != 0 {
 		t.Fatalf("%d items after Retouch of an unknown item, want 0", n)
 	}
-	q.Touch(1, "a", func(context.Context) error { return nil })
+	q.Touch(1, func(context.Context) error { return nil })
 	mu.Lock()
 	now = now.Add(time.Minute)
 	mu.Unlock()
@@ -391,7 +391,7 @@ func TestRetouch(t *testing.T) {
 		t.Fatal("Retouch of a queued item reported false")
 	}
 	it, _ := itemOf(q, 1)
-	if want := now.Add(time.Hour); it.Name != "a" || !it.Due.Equal(want) {
-		t.Fatalf("after Retouch: name %q due %v; want a, %v", it.Name, it.Due, want)
+	if want := now.Add(time.Hour); !it.Due.Equal(want) {
+		t.Fatalf("after Retouch: due %v; want %v", it.Due, want)
 	}
 }
