@@ -133,25 +133,19 @@ func (c *folderCreate) ours(e *remote.Entity) bool {
 	}
 }
 
-// afterInterrupt returns a context that ends grace after ctx does, rather
-// than with it, for a call that changes something in Synapse. The kernel
+// change runs fn, a call that changes something in Synapse, on a context
+// that outlives an interrupt by the bound (remote.Outlive). The kernel
 // interrupts a syscall for any signal that arrives meanwhile (Go programs
 // get one for every runtime preemption), and the syscall is then made
-// again: a change Synapse had already made when the call gave up was
-// then answered EEXIST (mkdir) or ENOENT (rmdir, rm, mv). Given grace to
-// finish, the call answers with what really happened (remote.Outlive).
-func afterInterrupt(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
-	return remote.Outlive(ctx, grace)
-}
-
-// change runs fn, a call that changes something in Synapse, on a context
-// that outlives an interrupt by the bound (afterInterrupt). It does not
-// start fn once ctx is done.
+// again: a change Synapse had already made when the call gave up was then
+// answered EEXIST (mkdir) or ENOENT (rmdir, rm, mv). Given the bound to
+// finish, the call answers with what really happened. It does not start
+// fn once ctx is done.
 func (fsys *FS) change(ctx context.Context, fn func(ctx context.Context) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	lctx, cancel := afterInterrupt(ctx, fsys.wait)
+	lctx, cancel := remote.Outlive(ctx, fsys.wait)
 	defer cancel()
 	return fn(lctx)
 }
@@ -166,9 +160,9 @@ func (fsys *FS) createFolderBounded(ctx context.Context, parentID, name string) 
 		return nil, nil, err
 	}
 	// The create runs on the file system's context; an interrupt must not
-	// end the wait for it either (afterInterrupt), or the mkdir made again
+	// end the wait for it either (remote.Outlive, as in change), or the mkdir made again
 	// would find this one's folder.
-	ctx, cancel := afterInterrupt(ctx, fsys.wait)
+	ctx, cancel := remote.Outlive(ctx, fsys.wait)
 	defer cancel()
 	c := &folderCreate{}
 	var err error

@@ -459,19 +459,6 @@ func (f *Flusher) failed(ctx context.Context, rec *cache.Record, gen uint64, err
 		// Uploading, which Pending resumes after a restart.
 		return ctx.Err()
 	}
-	if errors.Is(err, remote.ErrUnauthenticated) {
-		// Synapse refuses the token: the upload waits for a valid one, as
-		// it waits for Synapse to be reachable, instead of failing.
-		_ = f.store.SetState(rec.Ino, gen, cache.StateDirty, err.Error())
-		if later := f.offline(err); later != nil {
-			f.log.Info("upload waits for a valid access token", "file", rec.Name, "parent", rec.ParentID, "err", err)
-			return later
-		}
-		// Refused by an answer to a call made before a probe found the
-		// token accepted again: retried, like any other failure.
-		f.log.Warn("upload refused by Synapse (401) after the token was accepted again, will retry", "file", rec.Name, "parent", rec.ParentID, "err", err)
-		return err
-	}
 	if reason, ok := permanentReason(err); ok {
 		if serr := f.store.SetState(rec.Ino, gen, cache.StateFailed, reason); errors.Is(serr, cache.ErrChanged) {
 			return f.requeue(rec.Ino)
@@ -495,8 +482,13 @@ func (f *Flusher) failed(ctx context.Context, rec *cache.Record, gen uint64, err
 }
 
 // permanentReason maps the errors that retrying cannot fix to a plain
-// reason.
+// reason. A refused token (401) is never one: while Synapse refuses it the
+// connection is offline and uploads wait, and a 401 answering a call sent
+// before a probe found the token accepted again is retried.
 func permanentReason(err error) (string, bool) {
+	if errors.Is(err, remote.ErrUnauthenticated) {
+		return "", false
+	}
 	detail := ""
 	var re *remote.Error
 	if errors.As(err, &re) && re.Reason != "" {

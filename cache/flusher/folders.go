@@ -42,15 +42,6 @@ func (f *Flusher) putFolder(ino uint64) writeback.PutFn {
 		case ctx.Err() != nil:
 			return ctx.Err()
 		}
-		if errors.Is(err, remote.ErrUnauthenticated) {
-			// Synapse refuses the token: wait for a valid one (or, if a
-			// probe found it accepted again meanwhile, retry).
-			_ = f.store.UpdateFolder(ino, func(fo *cache.Folder) error { fo.Err = err.Error(); return nil })
-			if later := f.offline(err); later != nil {
-				return later
-			}
-			return err
-		}
 		if reason, ok := permanentReason(err); ok {
 			_ = f.store.UpdateFolder(ino, func(fo *cache.Folder) error { fo.Err = reason; return nil })
 			f.log.Warn("folder not created: "+reason, "folder", cache.LocalID(ino))

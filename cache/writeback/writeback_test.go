@@ -262,15 +262,13 @@ func TestRemove(t *testing.T) {
 	}
 }
 
-// Cancel returns only once the cancelled upload has returned (here it
-// takes a while after its context ends, as a create awaiting its answer
-// does), or when the caller's context ends first.
-func TestCancelWaits(t *testing.T) {
-	q := newQueue(t, Options{Delay: -1})
+// addSlowToReturn queues id with an upload that, once cancelled, returns
+// only when finish is closed (as a create awaiting its answer does), and
+// waits until it runs. returned is set when it has returned.
+func addSlowToReturn(q *Queue, id uint64) (finish chan struct{}, returned *atomic.Bool) {
 	started := make(chan struct{})
-	finish := make(chan struct{})
-	var returned atomic.Bool
-	q.AddNow(1, func(ctx context.Context) error {
+	finish, returned = make(chan struct{}), new(atomic.Bool)
+	q.AddNow(id, func(ctx context.Context) error {
 		close(started)
 		<-ctx.Done()
 		<-finish
@@ -278,6 +276,14 @@ func TestCancelWaits(t *testing.T) {
 		return ctx.Err()
 	})
 	<-started
+	return finish, returned
+}
+
+// Cancel returns only once the cancelled upload has returned, or when the
+// caller's context ends first.
+func TestCancelWaits(t *testing.T) {
+	q := newQueue(t, Options{Delay: -1})
+	finish, returned := addSlowToReturn(q, 1)
 	short, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	if err := q.Cancel(short, 1); !errors.Is(err, context.DeadlineExceeded) {
@@ -291,22 +297,12 @@ func TestCancelWaits(t *testing.T) {
 	// to wait for, so it may return before the upload does.
 	waitFor(t, "the upload to return", returned.Load)
 
-	started2 := make(chan struct{})
-	finish2 := make(chan struct{})
-	var returned2 atomic.Bool
-	q.AddNow(2, func(ctx context.Context) error {
-		close(started2)
-		<-ctx.Done()
-		<-finish2
-		returned2.Store(true)
-		return ctx.Err()
-	})
-	<-started2
-	go func() { time.Sleep(20 * time.Millisecond); close(finish2) }()
+	finish, returned = addSlowToReturn(q, 2)
+	go func() { time.Sleep(20 * time.Millisecond); close(finish) }()
 	if err := q.Cancel(context.Background(), 2); err != nil {
 		t.Fatalf("Cancel = %v", err)
 	}
-	if !returned2.Load() {
+	if !returned.Load() {
 		t.Fatal("Cancel returned before the upload did")
 	}
 	if err := q.Cancel(context.Background(), 3); err != nil {

@@ -233,6 +233,13 @@ func TestSameUploadInTwoFolders(t *testing.T) {
 	if r.err != nil {
 		t.Fatalf("first upload: %v", r.err)
 	}
+	// The recovery costs one more start (which finds the upload completed)
+	// and one read of its handle, nothing else.
+	n := e.em.RequestCounts()
+	if n["POST /file/v1/file/multipart"] != 3 || n["GET /file/v1/fileHandle/{id}"] != 1 {
+		t.Errorf("multipart starts %d, handle reads %d; want 3 (one per upload, one to recheck) and 1",
+			n["POST /file/v1/file/multipart"], n["GET /file/v1/fileHandle/{id}"])
+	}
 	for _, parent := range []string{e.folder, other} {
 		kids := e.em.Children(parent)
 		var names []string
