@@ -443,6 +443,30 @@ func BenchmarkSmallWrites(b *testing.B) {
 	}
 }
 
+// BenchmarkRoundTrip: 5,000 synchronous 4 KiB writes (`dd oflag=direct`),
+// each a FUSE round trip the writer waits for (a WRITE the kernel cannot
+// cache), into the mount against the same into a local directory, whose
+// disk answers each one. Reported in microseconds per write.
+func BenchmarkRoundTrip(b *testing.B) {
+	requireFUSE(b)
+	work := b.TempDir()
+	e := newBenchEmu(b, emulator.Options{})
+	d := startBenchDaemon(b, e, filepath.Join(work, "cache"), "--writeback-delay", "1h")
+	const n = 5000
+	for i := 0; i < b.N; i++ {
+		dd := func(dst string) float64 {
+			took := runCmd(b, d, 5*time.Minute, "dd", "if=/dev/zero", "of="+dst, "bs=4k",
+				"count="+strconv.Itoa(n), "oflag=direct", "status=none")
+			return float64(took.Microseconds()) / n
+		}
+		local := dd(filepath.Join(work, fmt.Sprintf("local%d.bin", i)))
+		mount := dd(filepath.Join(d.data, fmt.Sprintf("direct%d.bin", i)))
+		b.ReportMetric(local, "local-us/write")
+		b.ReportMetric(mount, "mount-us/write")
+		b.ReportMetric(local/mount, "ratio")
+	}
+}
+
 // BenchmarkCopyToUploaded1GiB: the time from the start of `cp` of 1 GiB into
 // the mount until the File entity exists in Synapse with all its bytes,
 // against `cp` to a local directory plus a raw parallel multipart upload of
