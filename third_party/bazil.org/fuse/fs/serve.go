@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -483,35 +484,43 @@ type Server struct {
 	notifySeq  fuse.RequestID
 	notifyWait map[fuse.RequestID]chan<- *fuse.NotifyReply
 
-	// Used to ensure worker goroutines finish before Serve returns
+	// Used to ensure reader goroutines finish before Serve returns
 	wg sync.WaitGroup
-	// work hands a request to an idle worker (one blocked receiving).
-	work chan fuse.Request
+	// waiting counts the readers about to read or reading a request.
+	waiting atomic.Int32
+	// end receives the first reader's reason to stop (io.EOF at unmount).
+	end chan error
 }
 
-// workerIdle is how long a worker waits for another request before it
-// exits.
-const workerIdle = 10 * time.Second
+// maxWaiting bounds the readers kept waiting for a request: one that
+// finishes its request while this many others wait exits.
+const maxWaiting = 4
 
-// worker serves req, then the requests handed to it while it is idle.
-// Workers outlive their request so that their stacks, grown by the first
-// request, serve the next ones: a goroutine per request started each one
-// on a small stack and grew it by copying (a tenth of the CPU of a copy of
-// many small files).
-func (s *Server) worker(req fuse.Request) {
+// reader reads a request and serves it itself, then the next, like
+// libfuse's multi-threaded loop: a request costs no hand-off between
+// goroutines (a wake-up of another thread on each FUSE round trip, which a
+// synchronous WRITE or a small file's seven requests wait for). A reader
+// that takes a request while no other reader waits starts one first, so a
+// slow request never holds up the next.
+func (s *Server) reader() {
 	defer s.wg.Done()
-	idle := time.NewTimer(workerIdle)
-	defer idle.Stop()
 	for {
-		s.serve(req)
-		idle.Reset(workerIdle)
-		select {
-		case r, ok := <-s.work:
-			if !ok {
-				return
+		s.waiting.Add(1)
+		req, err := s.conn.ReadRequest()
+		left := s.waiting.Add(-1)
+		if err != nil {
+			select {
+			case s.end <- err:
+			default:
 			}
-			req = r
-		case <-idle.C:
+			return
+		}
+		if left == 0 {
+			s.wg.Add(1)
+			go s.reader()
+		}
+		s.serve(req)
+		if s.waiting.Load() >= maxWaiting {
 			return
 		}
 	}
@@ -521,11 +530,8 @@ func (s *Server) worker(req fuse.Request) {
 // of fs and the Nodes and Handles it makes available.  It returns only
 // when the connection has been closed or an unexpected error occurs.
 func (s *Server) Serve(fs FS) error {
-	defer s.wg.Wait() // Wait for worker goroutines to complete before return
-
 	s.fs = fs
-	s.work = make(chan fuse.Request)
-	defer close(s.work) // before wg.Wait: idle workers exit
+	s.end = make(chan error, 1)
 	if dyn, ok := fs.(FSInodeGenerator); ok {
 		s.dynamicInode = dyn.GenerateInode
 	}
@@ -545,22 +551,13 @@ func (s *Server) Serve(fs FS) error {
 	})
 	s.handle = append(s.handle, nil)
 
-	for {
-		req, err := s.conn.ReadRequest()
-		if err != nil {
-			if err == io.EOF {
-				break
-			}
-			return err
-		}
-
-		select {
-		case s.work <- req:
-		default:
-			s.wg.Add(1)
-			go s.worker(req)
-		}
+	s.wg.Add(1)
+	go s.reader()
+	if err := <-s.end; err != io.EOF {
+		// The other readers wait in read(2) until the connection ends.
+		return err
 	}
+	s.wg.Wait() // the requests being served
 	return nil
 }
 
