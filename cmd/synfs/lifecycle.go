@@ -129,7 +129,10 @@ func byStateText(by map[string]int) string {
 // prepareMountpoint checks the mountpoint, and first cleans up a dead synfs
 // mount of this user left there ("transport endpoint is not connected").
 func prepareMountpoint(dir string, log *slog.Logger) error {
-	_, err := os.Stat(dir)
+	// statfs(2), not stat(2): the kernel may answer a stat of a dead
+	// mount's root from its attribute cache, but always asks for statfs.
+	var st syscall.Statfs_t
+	err := syscall.Statfs(dir, &st)
 	if errors.Is(err, syscall.ENOTCONN) {
 		m, found := mountAt(dir)
 		if !found || (m.UID != -1 && m.UID != os.Getuid()) {
