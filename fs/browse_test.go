@@ -120,31 +120,6 @@ func TestListingRESTCalls(t *testing.T) {
 	check("after a remount", 0, 6)
 }
 
-// `ls -l` asks for every file's system.posix_acl_access. The kernel keeps
-// the answer (no ACL) when the mount has FUSE_POSIX_ACL, so asking again
-// costs no round trip; without it, every ask was one (and a warm `ls -l`
-// of 1,500 files took 0.15-0.3 s instead of under 0.1).
-func TestACLAskedOnce(t *testing.T) {
-	e := newEnv(t, envOptions{})
-	p := filepath.Join(e.data, "acl.txt")
-	if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	before := e.fsys.SecurityXattrReads()
-	var ops [][3]string
-	for range 5 {
-		ops = append(ops, [3]string{"getxattr", p, "system.posix_acl_access"})
-	}
-	for i, en := range xBatch(t, ops) {
-		if en != syscall.ENODATA {
-			t.Fatalf("getxattr system.posix_acl_access #%d: %v, want ENODATA", i, en)
-		}
-	}
-	if asked := e.fsys.SecurityXattrReads() - before; asked > 1 {
-		t.Errorf("5 getxattr(system.posix_acl_access) reached synfs %d times, want at most 1 (the kernel keeps the answer)", asked)
-	}
-}
-
 // TestAttrsSurviveUploadAndRemount checks that the mtime and mode a file
 // was given (cp -p, rsync -a, chmod) are what stat shows after the upload
 // and after a remount, and that a second rsync -a then changes nothing.

@@ -108,18 +108,6 @@ func Mount(dir string, fsys *FS, o MountOptions) (*Mounted, error) {
 	}
 	if o.AllowOther {
 		opts = append(opts, fuse.AllowOther())
-	} else {
-		// The kernel then keeps each inode's (absent) ACL instead of
-		// asking for system.posix_acl_access at every getxattr(2): `ls
-		// -l` asks for every file, so a warm `ls -l` made two round trips
-		// per file where it now makes one (security.selinux, which FUSE
-		// never caches). It also makes the kernel check the mode bits
-		// (default_permissions): only the mounting user reaches this
-		// mount and owns every file in it, so that user gets what a
-		// local file system gives its owner (a file chmod'ed 0444 is not
-		// writable). With --allow-other synfs leaves the modes unchecked
-		// (operations.md), and the kernel keeps asking.
-		opts = append(opts, fuse.PosixACL())
 	}
 	c, err := fuse.Mount(dir, opts...)
 	if err != nil {

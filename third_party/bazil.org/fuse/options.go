@@ -247,15 +247,3 @@ func HandleKillPriv() MountOption {
 		return nil
 	}
 }
-
-// PosixACL asks the kernel to handle POSIX ACLs (FUSE_POSIX_ACL): it then
-// caches each inode's ACLs, including that it has none, instead of asking
-// the server for system.posix_acl_access on every getxattr(2) (`ls -l`
-// asks for every file), and it checks permissions itself, as with
-// DefaultPermissions.
-func PosixACL() MountOption {
-	return func(conf *mountConfig) error {
-		conf.initFlags |= InitPosixACL
-		return nil
-	}
-}
