@@ -116,6 +116,7 @@ type item struct {
 	ran     chan struct{}      // closed when the running upload returns
 	readd   bool               // added again while uploading
 	readdAt time.Time          // due time for that re-add
+	held    bool               // waiting, out of the heap, for a removed upload of its id to return
 }
 
 // Queue is the write-back queue. Its methods are safe for concurrent use.
@@ -126,14 +127,18 @@ type Queue struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu      sync.Mutex // protects the fields below and all items
-	items   map[uint64]*item
-	heap    itemHeap
-	running int
-	timer   *time.Timer
-	changed chan struct{} // closed and replaced on every state change
-	closed  bool
-	paused  bool // no upload starts; see Pause
+	mu    sync.Mutex // protects the fields below and all items
+	items map[uint64]*item
+	heap  itemHeap
+	// draining holds items removed while their upload ran, until it
+	// returns: Cancel waits for them, and a new item of the same id is
+	// held until then, so that two uploads of one file never overlap.
+	draining map[uint64]*item
+	running  int
+	timer    *time.Timer
+	changed  chan struct{} // closed and replaced on every state change
+	closed   bool
+	paused   bool // no upload starts; see Pause
 }
 
 // New returns a running Queue.
@@ -159,10 +164,11 @@ func New(o Options) *Queue {
 		o.Logger = slog.Default()
 	}
 	q := &Queue{
-		o:       o,
-		log:     o.Logger,
-		items:   make(map[uint64]*item),
-		changed: make(chan struct{}),
+		o:        o,
+		log:      o.Logger,
+		items:    make(map[uint64]*item),
+		draining: make(map[uint64]*item),
+		changed:  make(chan struct{}),
 	}
 	q.root, q.cancel = context.WithCancel(context.Background())
 	return q
@@ -212,7 +218,11 @@ func (q *Queue) addLocked(id uint64, put PutFn, delay time.Duration, cancel bool
 	case it == nil:
 		it = &item{id: id, put: put, due: due, index: -1}
 		q.items[id] = it
-		heap.Push(&q.heap, it)
+		if q.draining[id] != nil {
+			it.held = true
+		} else {
+			heap.Push(&q.heap, it)
+		}
 	case it.state == StateUploading:
 		it.put = put
 		it.readd, it.readdAt = true, due
@@ -222,9 +232,11 @@ func (q *Queue) addLocked(id uint64, put PutFn, delay time.Duration, cancel bool
 	default:
 		it.put = put
 		it.state, it.due, it.attempts = StateWaiting, due, 0
-		if it.index >= 0 {
+		switch {
+		case it.held:
+		case it.index >= 0:
 			heap.Fix(&q.heap, it.index)
-		} else {
+		default:
 			heap.Push(&q.heap, it)
 		}
 	}
@@ -233,6 +245,8 @@ func (q *Queue) addLocked(id uint64, put PutFn, delay time.Duration, cancel bool
 }
 
 // Remove drops id from the queue, cancelling its upload if one is running.
+// An id added again before that upload has returned starts only once it
+// has.
 func (q *Queue) Remove(id uint64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -240,14 +254,17 @@ func (q *Queue) Remove(id uint64) {
 }
 
 // Cancel is Remove, and then waits until an upload of id that was running
-// has returned, or ctx ends (its error is returned then). Once Cancel
-// returns nil, nothing of id's upload is running.
+// has returned, or ctx ends (its error is returned then); that includes an
+// upload removed earlier (by Remove, or by a Cancel that stopped waiting)
+// that has not returned yet. Once Cancel returns nil, nothing of id's
+// upload is running.
 func (q *Queue) Cancel(ctx context.Context, id uint64) error {
 	q.mu.Lock()
-	it := q.removeLocked(id)
+	q.removeLocked(id)
 	var ran chan struct{}
-	if it != nil && it.cancel != nil {
-		ran = it.ran
+	if d := q.draining[id]; d != nil {
+		// Cancelled now or by an earlier call that stopped waiting.
+		ran = d.ran
 	}
 	q.mu.Unlock()
 	if ran == nil {
@@ -273,6 +290,7 @@ func (q *Queue) removeLocked(id uint64) *item {
 	if it.cancel != nil {
 		it.readd = false
 		it.cancel()
+		q.draining[id] = it
 	}
 	q.broadcastLocked()
 	q.kickLocked()
@@ -473,6 +491,13 @@ func (q *Queue) run(ctx context.Context, it *item, put PutFn) {
 	it.cancel = nil
 	close(it.ran)
 	q.running--
+	if q.draining[it.id] == it {
+		delete(q.draining, it.id)
+		if nx := q.items[it.id]; nx != nil && nx.held {
+			nx.held = false
+			heap.Push(&q.heap, nx)
+		}
+	}
 	live := !q.closed && q.items[it.id] == it
 	switch {
 	case !live:

@@ -290,12 +290,14 @@ func TestCancelWaits(t *testing.T) {
 		t.Fatalf("Cancel with the upload still running = %v, want DeadlineExceeded", err)
 	}
 	go func() { time.Sleep(20 * time.Millisecond); close(finish) }()
+	// The item left the queue at the first Cancel; the second still waits
+	// for its upload (a retried rm or rename must not look before it).
 	if err := q.Cancel(context.Background(), 1); err != nil {
 		t.Fatalf("second Cancel = %v", err)
 	}
-	// The item left the queue at the first Cancel; the second has nothing
-	// to wait for, so it may return before the upload does.
-	waitFor(t, "the upload to return", returned.Load)
+	if !returned.Load() {
+		t.Fatal("the second Cancel returned before the upload did")
+	}
 
 	finish, returned = addSlowToReturn(q, 2)
 	go func() { time.Sleep(20 * time.Millisecond); close(finish) }()
@@ -307,6 +309,39 @@ func TestCancelWaits(t *testing.T) {
 	}
 	if err := q.Cancel(context.Background(), 3); err != nil {
 		t.Fatalf("Cancel of an unknown item = %v", err)
+	}
+}
+
+// An id added again after its running upload was removed starts only once
+// that upload has returned: two uploads of one file never overlap.
+func TestAddAfterRemoveWaitsForUpload(t *testing.T) {
+	q := newQueue(t, Options{Delay: -1})
+	finish, returned := addSlowToReturn(q, 1)
+	var once sync.Once
+	release := func() { once.Do(func() { close(finish) }) }
+	t.Cleanup(release) // before the queue's Close, which waits for the upload
+	q.Remove(1)
+	started := make(chan bool, 1)
+	q.AddNow(1, func(context.Context) error { started <- returned.Load(); return nil })
+	if it, ok := itemOf(q, 1); !ok || it.State != StateWaiting {
+		t.Fatalf("the new item while the removed upload runs: %+v %v, want waiting", it, ok)
+	}
+	select {
+	case <-started:
+		t.Fatal("the new upload started while the removed one was still running")
+	case <-time.After(50 * time.Millisecond):
+	}
+	release()
+	select {
+	case after := <-started:
+		if !after {
+			t.Fatal("the new upload started before the removed one returned")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the new upload never started")
+	}
+	if err := q.Flush(context.Background(), 1); err != nil {
+		t.Fatal(err)
 	}
 }
 
