@@ -2,6 +2,7 @@ package fs_test
 
 import (
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -125,21 +126,27 @@ func TestProveReadWhileAppending(t *testing.T) {
 func TestProveRenameDuringUploadWhileOpen(t *testing.T) {
 	s := newScript(t)
 	s.uploaded("f", 3000, 1)
-	remove := s.e.em.AddFault(emulator.Fault{Route: "PUT /s3/", Latency: 400 * time.Millisecond})
+	// The rename comes while the part is on its way. The second writer
+	// writes only once that upload has finished: a write the kernel sends
+	// earlier (its own writeback, under the memory pressure of a whole
+	// test suite) changes the file under the upload, which then starts
+	// again after that writer's close, and the wait below times out.
+	var sending atomic.Bool
+	remove := s.e.em.AddFault(emulator.Fault{Route: "PUT /s3/", Latency: 400 * time.Millisecond, Fired: func() { sending.Store(true) }})
 	defer remove()
 	s.run(fsOp{Kind: "open", Path: "f", Flags: os.O_RDWR, FD: 1},
 		fsOp{Kind: "write", FD: 1, Off: 100, N: 200, Seed: 2},
 		fsOp{Kind: "close", FD: 1})
-	waitFor(t, 10*time.Second, "the upload to start", func() bool { return s.e.em.Stats().UploadsStarted >= 2 })
+	waitFor(t, 10*time.Second, "the upload's part to be sent", sending.Load)
 	s.run(fsOp{Kind: "open", Path: "f", Flags: os.O_RDWR, FD: 2},
-		fsOp{Kind: "write", FD: 2, Off: 500, N: 200, Seed: 3},
 		fsOp{Kind: "rename", Path: "f", Path2: "g"},
 		fsOp{Kind: "stat", Path: "f"})
 	waitFor(t, 10*time.Second, "the upload to finish", func() bool { return s.e.em.Stats().UploadsCompleted >= 2 })
 	for range 5 {
 		s.run(fsOp{Kind: "stat", Path: "f"}, fsOp{Kind: "readdir"})
 	}
-	s.run(fsOp{Kind: "close", FD: 2})
+	s.run(fsOp{Kind: "write", FD: 2, Off: 500, N: 200, Seed: 3},
+		fsOp{Kind: "close", FD: 2})
 	s.e.drain(time.Minute)
 	s.run(fsOp{Kind: "readdir"}, fsOp{Kind: "readfile", Path: "g"})
 	if ents := s.e.em.Children(s.e.folder); len(ents) != 1 || ents[0].Name != "g" {
