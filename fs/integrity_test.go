@@ -175,7 +175,11 @@ func TestFailedCopyIsNotUploaded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Size <= 0 || st.Size > 8<<20 {
+	// What was staged is a prefix of the source, cut at the lowest offset
+	// whose WRITE failed (cache.File.cutLocked). The kernel has several
+	// WRITEs in flight and they are served concurrently, so later ones may
+	// take the space first and the prefix may be empty.
+	if st.Size < 0 || st.Size > 8<<20 {
 		t.Fatalf("the mount shows %d bytes, want what was staged (at most 8 MiB)", st.Size)
 	}
 	got, err := get(t, p)
