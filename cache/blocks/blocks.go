@@ -69,6 +69,13 @@ type Cache struct {
 	flights map[key]*flight
 	fetched int64
 	free    [][]byte // buffers of released blocks, at most cap(free)
+	// spare takes the released buffers free has no room for (*[]byte).
+	// Concurrent READs release more than cap(free) at once; those buffers
+	// were garbage, and the heap grew by them until the collector ran:
+	// a 4 GiB read peaked at 200 MiB of RSS with 8 READs in flight,
+	// against 118 MiB with one. The pool hands them to the next fetches
+	// and lets the collector take them once reading stops.
+	spare sync.Pool
 }
 
 // New returns an empty cache. Close stops its prefetches.
@@ -112,8 +119,8 @@ func (c *Cache) Fetched() int64 {
 func (c *Cache) unrefLocked(b *block) {
 	b.refs--
 	if b.refs == 0 && !b.live {
-		if len(c.free) < cap(c.free) && cap(b.buf) == c.bs {
-			c.free = append(c.free, b.buf[:c.bs])
+		if cap(b.buf) == c.bs {
+			c.recycleLocked(b.buf[:c.bs])
 		}
 		b.buf, b.data = nil, nil
 	}
@@ -272,7 +279,20 @@ func (c *Cache) bufLocked() []byte {
 		c.free = c.free[:n-1]
 		return b
 	}
+	if p, ok := c.spare.Get().(*[]byte); ok {
+		return *p
+	}
 	return make([]byte, c.bs)
+}
+
+// recycleLocked keeps buf, a released block buffer, for a later fetch.
+// c.mu is held.
+func (c *Cache) recycleLocked(buf []byte) {
+	if len(c.free) < cap(c.free) {
+		c.free = append(c.free, buf)
+		return
+	}
+	c.spare.Put(&buf)
 }
 
 // fetch runs one block's fetch into buf and lands it. A fetch is not tied
@@ -295,9 +315,7 @@ func (c *Cache) fetch(k key, size int64, fetch Fetch, f *flight, buf []byte) {
 		c.lru.Add(k, b) // may evict another block (see New)
 	} else {
 		f.err = err
-		if len(c.free) < cap(c.free) {
-			c.free = append(c.free, buf)
-		}
+		c.recycleLocked(buf)
 	}
 	delete(c.flights, k)
 	c.mu.Unlock()
