@@ -278,10 +278,12 @@ func (q *Queue) Cancel(ctx context.Context, id uint64) error {
 	}
 }
 
-func (q *Queue) removeLocked(id uint64) *item {
+// removeLocked drops id's item; a running upload is cancelled and its
+// item kept in draining until it returns.
+func (q *Queue) removeLocked(id uint64) {
 	it := q.items[id]
 	if it == nil {
-		return nil
+		return
 	}
 	delete(q.items, id)
 	if it.index >= 0 {
@@ -294,7 +296,6 @@ func (q *Queue) removeLocked(id uint64) *item {
 	}
 	q.broadcastLocked()
 	q.kickLocked()
-	return it
 }
 
 // Flush makes id (0: every item) start now if it is waiting, and waits until
