@@ -2,9 +2,11 @@ package cache
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 const benchBytes = 256 << 20
@@ -61,5 +63,74 @@ func BenchmarkSequentialWritePlainFile(b *testing.B) {
 		b.StopTimer()
 		f.Close()
 		b.StartTimer()
+	}
+}
+
+// stageSmall stages one 4 KiB file as the mount does for a `cp`: CREATE
+// (Create, OpenFile, BeginWrite), WRITE, SETATTR of the mtime, FLUSH,
+// RELEASE (EndWrite, Release).
+func stageSmall(b *testing.B, s *Store, parent, name string, buf []byte) {
+	rec, err := s.Create(parent, name, "", "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	f, err := s.OpenFile(rec.Ino)
+	if err != nil {
+		b.Fatal(err)
+	}
+	f.BeginWrite()
+	if _, err := f.WriteAt(context.Background(), buf, 0); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.SetMtime(rec.Ino, time.Now()); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.EndWrite(); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Release(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkStageSmallFile is the cache's share of staging one small file
+// (the daemon's CPU per file of `cp -r`, besides the FUSE requests).
+func BenchmarkStageSmallFile(b *testing.B) {
+	s, err := Open(Options{Dir: filepath.Join(b.TempDir(), "c"), Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	buf := pattern(4<<10, 1)
+	for i := 0; b.Loop(); i++ {
+		stageSmall(b, s, "syn1", fmt.Sprintf("f%d", i), buf)
+	}
+}
+
+// BenchmarkListStaged lists a folder of 1,500 staged files and looks each
+// up, as a warm `ls -l` of it does (READDIR, then a LOOKUP per name).
+func BenchmarkListStaged(b *testing.B) {
+	s, err := Open(Options{Dir: filepath.Join(b.TempDir(), "c"), Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	buf := pattern(4<<10, 1)
+	for i := range 1500 {
+		stageSmall(b, s, "syn1", fmt.Sprintf("f%d", i), buf)
+	}
+	for b.Loop() {
+		recs, err := s.List("syn1")
+		if err != nil || len(recs) != 1500 {
+			b.Fatalf("List: %d records, %v", len(recs), err)
+		}
+		for _, r := range recs {
+			if _, err := s.Lookup("syn1", r.Name); err != nil {
+				b.Fatal(err)
+			}
+		}
 	}
 }
