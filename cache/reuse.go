@@ -43,8 +43,11 @@ func (bp *bufPool) put(b []byte, dirty int) {
 	bp.p.Put(&chunkBuf{b: b, dirty: min(max(dirty, 0), len(b))})
 }
 
-// recCacheMax bounds the decoded records kept: a few hundred KiB.
-const recCacheMax = 4096
+// recCacheMax bounds the decoded records kept: about 5 MiB at most (a
+// record is some 300 bytes with its strings). Listing a folder decodes
+// each staged record in it, so a folder of up to this many staged files
+// is listed without JSON after the first time.
+const recCacheMax = 16384
 
 // recCache keeps records decoded from Badger, each with the commit
 // timestamp (Item.Version) of the value it was decoded from. A committed

@@ -62,6 +62,32 @@ func TestRecordCacheFollowsChanges(t *testing.T) {
 		}
 		return r
 	}
+	// List and Lookup read through the same cache: each must agree with
+	// Get after every change (each is called first, so a stale entry
+	// would be there to be found).
+	listed := func(parent, name string) *Record {
+		t.Helper()
+		recs, err := s.List(parent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var found *Record
+		for i := range recs {
+			if recs[i].Name == name {
+				found = &recs[i]
+			}
+		}
+		l, err := s.Lookup(parent, name)
+		if found == nil || err != nil {
+			t.Fatalf("%s/%s: listed %v, Lookup %v; want both", parent, name, found != nil, err)
+		}
+		g := get()
+		if !found.Mtime.Equal(g.Mtime) || !l.Mtime.Equal(g.Mtime) || found.State != g.State || l.State != g.State || found.Err != g.Err || l.Err != g.Err {
+			t.Fatalf("%s/%s: List %+v, Lookup %+v, Get %+v; want the same", parent, name, found, l, g)
+		}
+		return found
+	}
+	listed("syn1", "a.txt").Name = "changed through List"
 	r := get()
 	r.Name, r.Upload = "changed by a caller", &Upload{Gen: 99}
 	if r2 := get(); r2.Name != "a.txt" || r2.Upload != nil {
@@ -74,17 +100,25 @@ func TestRecordCacheFollowsChanges(t *testing.T) {
 	if got := get(); !got.Mtime.Equal(mt) {
 		t.Fatalf("after SetMtime: mtime %v, want %v", got.Mtime, mt)
 	}
+	listed("syn1", "a.txt")
 	if err := s.Rename(rec.Ino, "syn2", "b.txt", "dir"); err != nil {
 		t.Fatal(err)
 	}
 	if got := get(); got.ParentID != "syn2" || got.Name != "b.txt" {
 		t.Fatalf("after Rename: %s/%s, want syn2/b.txt", got.ParentID, got.Name)
 	}
+	if recs, err := s.List("syn1"); err != nil || len(recs) != 0 {
+		t.Fatalf("after Rename: List(syn1) = %d records, %v; want none", len(recs), err)
+	}
+	listed("syn2", "b.txt")
 	g := get()
 	if err := s.SetState(rec.Ino, g.Gen, StateFailed, "refused"); err != nil {
 		t.Fatal(err)
 	}
 	if got := get(); got.State != StateFailed || got.Err != "refused" {
 		t.Fatalf("after SetState: %v %q, want failed \"refused\"", got.State, got.Err)
+	}
+	if got := listed("syn2", "b.txt"); got.State != StateFailed {
+		t.Fatalf("after SetState: listed as %v, want failed", got.State)
 	}
 }

@@ -123,7 +123,7 @@ func (s *Store) Lookup(parentID, name string) (*Record, error) {
 		if err != nil {
 			return err
 		}
-		rec, err = getRecord(txn, ino)
+		rec, err = s.viewRecord(txn, ino)
 		return err
 	})
 	if err != nil {
@@ -164,7 +164,7 @@ func (s *Store) List(parentID string) ([]Record, error) {
 			}
 		}
 		for _, ino := range inos {
-			rec, err := getRecord(txn, ino)
+			rec, err := s.viewRecord(txn, ino)
 			if errors.Is(err, ErrNotFound) {
 				continue
 			}
