@@ -352,6 +352,11 @@ func (f *File) inFlight(first, last int64) map[int64][]byte {
 // without changing the running state (a writer may go on appending).
 // Caller holds the ino lock with the pipe drained.
 func (f *File) md5Sum(tail []byte) string {
+	if f.hashOff == 0 {
+		// Nothing hashed yet (a file of one chunk): no state to copy.
+		sum := md5.Sum(tail)
+		return hex.EncodeToString(sum[:])
+	}
 	state, err := f.md5.(encoding.BinaryMarshaler).MarshalBinary()
 	if err != nil {
 		return ""

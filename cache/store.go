@@ -49,6 +49,10 @@ type Store struct {
 	log   *slog.Logger
 	chunk int64
 	lockF *os.File // flock on Dir/synfs.lock
+	// lockID is the lock file's device and inode, taken once it is locked:
+	// checkDir compares Dir/synfs.lock with it.
+	lockID   [2]uint64
+	lockPath string
 
 	// closeMu is held for reading by every operation and for writing by
 	// Close, so that Badger is never used after it is closed.
@@ -168,6 +172,12 @@ func Open(o Options) (*Store, error) {
 		if s.lockF, err = lockDir(o.Dir); err != nil {
 			return nil, err
 		}
+		var st syscall.Stat_t
+		if err := syscall.Fstat(int(s.lockF.Fd()), &st); err != nil {
+			s.unlockDir()
+			return nil, fmt.Errorf("cache: %s: %w", lockName, err)
+		}
+		s.lockID, s.lockPath = [2]uint64{uint64(st.Dev), st.Ino}, filepath.Join(o.Dir, lockName)
 		if err := s.prepareDisk(); err != nil {
 			s.unlockDir()
 			return nil, err
