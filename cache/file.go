@@ -41,6 +41,8 @@ type File struct {
 	md5Off   int64            // bytes [0, md5Off) are written
 	spans    []span           // written ranges past md5Off, in order
 	ahead    map[int64][]byte // whole chunks past hashOff, waiting for the ones before
+	behind   map[int64]bool   // more such chunks, past maxAhead: read back when their turn comes
+	readBack int              // chunks read back for the running MD5 (tests)
 	hashOff  int64            // bytes given to md5 (whole chunks, through the pipe)
 	pipe     pipe             // whole chunks on their way to the arena (pipe.go)
 	smu      sync.Mutex       // protects slots; a leaf

@@ -6,17 +6,24 @@ import (
 )
 
 // The running MD5 and writes out of order. The kernel sends a file's
-// dirty pages with several WRITEs in flight, so chunks reach the Store a
-// little out of file order. The MD5 is still computed as the bytes arrive
+// dirty pages in file order with several WRITEs in flight, and each is
+// served on its own goroutine, so chunks reach the Store out of file
+// order: mostly by a few chunks, but a WRITE whose goroutine waits for a
+// CPU while the others go on can arrive tens of MiB late (39 MiB seen in
+// a 1 GiB cp on two cores). The MD5 is still computed as the bytes arrive
 // when every byte is written once, before the file is closed: written
-// ranges past the contiguous prefix [0, md5Off) are remembered (spans), and
-// a complete chunk past the next one to hash is kept (ahead) until the
-// chunks before it are hashed. Anything else (a byte written twice, more
-// than maxSpans gaps, more than maxAhead chunks waiting) gives up the
-// running MD5: the upload computes it from the staged bytes instead.
+// ranges past the contiguous prefix [0, md5Off) are remembered (spans); a
+// complete chunk past the next one to hash is kept in memory (ahead) until
+// the chunks before it are hashed, up to maxAhead of them; past that, only
+// its number is kept (behind), and when its turn comes its bytes are read
+// back from the pipe or the arena (hashAheadLocked). Anything else (a byte
+// written twice, more than maxSpans gaps, more than maxBehind chunks
+// waiting) gives up the running MD5: the upload computes it from the
+// staged bytes instead.
 const (
-	maxSpans = 64
-	maxAhead = 16
+	maxSpans  = 64
+	maxAhead  = 16
+	maxBehind = 4096
 )
 
 // span is a written byte range [from, to) past md5Off.
@@ -84,7 +91,8 @@ func (f *File) writtenLocked(from, to int64) bool {
 // hashChunkLocked decides what the running MD5 does with chunk k, whose
 // buffer b is being handed to the pipe: hash it now (the next chunk, all
 // its bytes written), keep it for later (a later chunk, all its bytes
-// written), or neither. It returns whether the pipe hashes b and whether
+// written), note it for a read later (the same, with maxAhead kept
+// already), or neither. It returns whether the pipe hashes b and whether
 // the pipe must keep b (not reuse it) because it is kept for later.
 func (f *File) hashChunkLocked(k int64, b []byte) (hash, keep bool) {
 	if !f.md5OK {
@@ -92,16 +100,23 @@ func (f *File) hashChunkLocked(k int64, b []byte) (hash, keep bool) {
 	}
 	cs := f.s.chunk
 	whole := f.writtenLocked(k*cs, (k+1)*cs)
+	later := whole && k*cs > f.hashOff && f.ahead[k] == nil && !f.behind[k]
 	switch {
 	case whole && k*cs == f.hashOff:
 		f.hashOff += cs
 		return true, false
-	case whole && k*cs > f.hashOff && len(f.ahead) < maxAhead && f.ahead[k] == nil:
+	case later && len(f.ahead) < maxAhead:
 		if f.ahead == nil {
 			f.ahead = make(map[int64][]byte)
 		}
 		f.ahead[k] = b
 		return false, true
+	case later && len(f.behind) < maxBehind:
+		if f.behind == nil {
+			f.behind = make(map[int64]bool)
+		}
+		f.behind[k] = true
+		return false, false
 	case !whole && k*cs >= f.hashOff:
 		// Its other bytes come later; so does its hash.
 		return false, false
@@ -110,16 +125,33 @@ func (f *File) hashChunkLocked(k int64, b []byte) (hash, keep bool) {
 	return false, false
 }
 
-// hashAheadLocked hands the kept chunks that now follow the hashed prefix
-// to the pipe for hashing, in order.
+// hashAheadLocked hands the chunks that now follow the hashed prefix to
+// the pipe for hashing, in order: the kept ones from memory, the noted
+// ones read back (readLocked: from the pipe while it still has them,
+// else from the arena; their bytes never change, since a byte written
+// twice gives up the running MD5). The pipe's bound on jobs in flight
+// bounds the buffers read back.
 func (f *File) hashAheadLocked() {
 	cs := f.s.chunk
 	for f.md5OK {
-		b, ok := f.ahead[f.hashOff/cs]
-		if !ok {
+		k := f.hashOff / cs
+		b, ok := f.ahead[k]
+		switch {
+		case ok:
+			delete(f.ahead, k)
+		case f.behind[k]:
+			delete(f.behind, k)
+			b = make([]byte, cs)
+			if err := f.readLocked(b, k*cs); err != nil {
+				// A commit failed: the file fails at its next write or
+				// close, and its MD5 is never used.
+				f.dropMD5Locked()
+				return
+			}
+			f.readBack++
+		default:
 			return
 		}
-		delete(f.ahead, f.hashOff/cs)
 		f.hashOff += cs
 		f.handOffHashLocked(b)
 	}
@@ -128,11 +160,11 @@ func (f *File) hashAheadLocked() {
 // dropMD5Locked gives up the running MD5 until the file is emptied.
 func (f *File) dropMD5Locked() {
 	f.md5OK = false
-	f.spans, f.ahead = nil, nil
+	f.spans, f.ahead, f.behind = nil, nil, nil
 }
 
 // resetMD5Locked starts the running MD5 of an empty file.
 func (f *File) resetMD5Locked() {
 	f.md5, f.md5OK, f.md5Off, f.hashOff = md5.New(), true, 0, 0
-	f.spans, f.ahead = nil, nil
+	f.spans, f.ahead, f.behind = nil, nil, nil
 }

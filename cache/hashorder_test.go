@@ -114,3 +114,44 @@ func TestMD5RandomWritesNeverWrong(t *testing.T) {
 		t.Logf("%d of 60 files had their MD5 while staged", known)
 	})
 }
+
+// A WRITE can reach the Store far behind the ones after it (its goroutine
+// waited for a CPU). The chunks past the kept window are read back when
+// their turn comes, so the file still has its MD5 when it is closed.
+func TestMD5LateChunk(t *testing.T) {
+	const cs = 1024
+	backends(t, Options{ChunkSize: cs}, func(t *testing.T, s *Store) {
+		for _, late := range []int{0, 5} {
+			t.Run(fmt.Sprint(late), func(t *testing.T) {
+				const chunks = 64
+				data := pattern(chunks*cs+300, 11)
+				rec, f := create(t, s, "p", fmt.Sprint("late", late))
+				// Every chunk but the late one, in order, then it.
+				for k := range chunks + 1 {
+					if k != late {
+						writeAt(t, f, data[k*cs:min((k+1)*cs, len(data))], int64(k*cs))
+					}
+				}
+				writeAt(t, f, data[late*cs:(late+1)*cs], int64(late*cs))
+				readBack := f.readBack
+				if err := f.Release(); err != nil {
+					t.Fatal(err)
+				}
+				got, err := s.Get(rec.Ino)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got.MD5 != md5hex(data) {
+					t.Fatalf("MD5 after a chunk %d chunks late = %q, want %q", chunks-1-late, got.MD5, md5hex(data))
+				}
+				// Chunks after the late one: maxAhead kept, the rest read back.
+				if want := chunks - 1 - late - maxAhead; readBack != want {
+					t.Errorf("%d chunks read back, want %d", readBack, want)
+				}
+				if b, _ := committed(t, s, rec.Ino); !bytes.Equal(b, data) {
+					t.Fatal("bytes differ")
+				}
+			})
+		}
+	})
+}
