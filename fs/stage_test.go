@@ -3,6 +3,8 @@ package fs_test
 import (
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync"
 	"testing"
 	"time"
 )
@@ -14,6 +16,49 @@ func TestCopyKeepsRunningMD5(t *testing.T) {
 	e := newEnv(t, envOptions{delay: time.Hour})
 	data := pattern(48<<20+12345, 5)
 	if err := put(t, filepath.Join(e.data, "big.bin"), data); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := e.store.Records()
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("records: %+v, %v", recs, err)
+	}
+	if r := recs[0]; r.Size != int64(len(data)) || r.MD5 != md5hex(data) {
+		t.Fatalf("staged record: size %d MD5 %q; want %d %q", r.Size, r.MD5, len(data), md5hex(data))
+	}
+}
+
+// The same with the daemon's CPUs kept busy: a reader that waits for one
+// while the others go on delivers its WRITE tens of MiB late, past the
+// chunks the running MD5 keeps in memory; those after it are read back,
+// and the MD5 is still there at the close.
+func TestCopyKeepsRunningMD5UnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("copies 256 MiB")
+	}
+	e := newEnv(t, envOptions{delay: time.Hour})
+	data := pattern(256<<20+777, 6)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() { // the daemon's goroutines share the Ps with these
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					for i := 0; i < 1e5; i++ {
+						_ = i * i
+					}
+				}
+			}
+		}()
+	}
+	err := put(t, filepath.Join(e.data, "big.bin"), data)
+	close(stop)
+	wg.Wait()
+	if err != nil {
 		t.Fatal(err)
 	}
 	recs, err := e.store.Records()
