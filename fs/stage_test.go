@@ -55,9 +55,11 @@ func TestCopyKeepsRunningMD5UnderLoad(t *testing.T) {
 			}
 		}()
 	}
+	var once sync.Once
+	release := func() { once.Do(func() { close(stop); wg.Wait() }) }
+	defer release() // also when put fails the test
 	err := put(t, filepath.Join(e.data, "big.bin"), data)
-	close(stop)
-	wg.Wait()
+	release()
 	if err != nil {
 		t.Fatal(err)
 	}
