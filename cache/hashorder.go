@@ -129,19 +129,22 @@ func (f *File) hashChunkLocked(k int64, b []byte) (hash, keep bool) {
 // the pipe for hashing, in order: the kept ones from memory, the noted
 // ones read back (readLocked: from the pipe while it still has them,
 // else from the arena; their bytes never change, since a byte written
-// twice gives up the running MD5). The pipe's bound on jobs in flight
-// bounds the buffers read back.
+// twice gives up the running MD5), into a reused chunk buffer that goes
+// back to the pipe once hashed. The pipe's bound on jobs in flight bounds
+// the buffers read back.
 func (f *File) hashAheadLocked() {
 	cs := f.s.chunk
 	for f.md5OK {
 		k := f.hashOff / cs
-		b, ok := f.ahead[k]
+		b, kept := f.ahead[k]
 		switch {
-		case ok:
+		case kept:
 			delete(f.ahead, k)
 		case f.behind[k]:
 			delete(f.behind, k)
-			b = make([]byte, cs)
+			if b, _ = f.takeBuf(); b == nil {
+				b = make([]byte, cs)
+			}
 			if err := f.readLocked(b, k*cs); err != nil {
 				// A commit failed: the file fails at its next write or
 				// close, and its MD5 is never used.
@@ -153,7 +156,7 @@ func (f *File) hashAheadLocked() {
 			return
 		}
 		f.hashOff += cs
-		f.handOffHashLocked(b)
+		f.handOffHashLocked(b, kept)
 	}
 }
 

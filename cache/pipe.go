@@ -78,10 +78,12 @@ func (f *File) handOffLocked(k int64, buf []byte, hash, keep bool) {
 }
 
 // handOffHashLocked gives the pipe a chunk to add to the running MD5 only:
-// one kept by hashChunkLocked, whose bytes were handed over before.
-func (f *File) handOffHashLocked(buf []byte) {
+// one kept by hashChunkLocked, whose bytes were handed over before, or a
+// copy read back. keep says buf may still be the pipe's or a reader's
+// (a kept chunk's buffer); a copy nobody else sees is reused once hashed.
+func (f *File) handOffHashLocked(buf []byte, keep bool) {
 	p := f.pipeWaitLocked()
-	p.queue = append(p.queue, &pipeJob{k: -1, buf: buf, hash: true, hashOnly: true, keep: true})
+	p.queue = append(p.queue, &pipeJob{k: -1, buf: buf, hash: true, hashOnly: true, keep: keep})
 	f.startPipe()
 }
 
