@@ -99,11 +99,7 @@ func stageSmall(b *testing.B, s *Store, parent, name string, buf []byte) {
 // BenchmarkStageSmallFile is the cache's share of staging one small file
 // (the daemon's CPU per file of `cp -r`, besides the FUSE requests).
 func BenchmarkStageSmallFile(b *testing.B) {
-	s, err := Open(Options{Dir: filepath.Join(b.TempDir(), "c"), Logger: quiet})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
+	s := benchStore(b)
 	buf := pattern(4<<10, 1)
 	for i := 0; b.Loop(); i++ {
 		stageSmall(b, s, "syn1", fmt.Sprintf("f%d", i), buf)
@@ -113,11 +109,7 @@ func BenchmarkStageSmallFile(b *testing.B) {
 // BenchmarkListStaged lists a folder of 1,500 staged files and looks each
 // up, as a warm `ls -l` of it does (READDIR, then a LOOKUP per name).
 func BenchmarkListStaged(b *testing.B) {
-	s, err := Open(Options{Dir: filepath.Join(b.TempDir(), "c"), Logger: quiet})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
+	s := benchStore(b)
 	buf := pattern(4<<10, 1)
 	for i := range 1500 {
 		stageSmall(b, s, "syn1", fmt.Sprintf("f%d", i), buf)
@@ -133,4 +125,14 @@ func BenchmarkListStaged(b *testing.B) {
 			}
 		}
 	}
+}
+
+// benchStore opens a Store on disk for a benchmark, closed at its end.
+func benchStore(b *testing.B) *Store {
+	s, err := Open(Options{Dir: filepath.Join(b.TempDir(), "c"), Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return s
 }

@@ -42,19 +42,7 @@ func outOfOrder(t *testing.T, s *Store, ws, run int) {
 		for _, x := range writes {
 			writeAt(t, f, data[x.off:x.end], int64(x.off))
 		}
-		if err := f.Release(); err != nil {
-			t.Fatal(err)
-		}
-		got, err := s.Get(rec.Ino)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got.MD5 != md5hex(data) {
-			t.Fatalf("MD5 after out-of-order writes = %q, want %q", got.MD5, md5hex(data))
-		}
-		if b, _ := committed(t, s, rec.Ino); !bytes.Equal(b, data) {
-			t.Fatal("bytes differ")
-		}
+		releaseWithMD5(t, s, f, rec, data, "after out-of-order writes")
 	}
 }
 
@@ -134,24 +122,32 @@ func TestMD5LateChunk(t *testing.T) {
 				}
 				writeAt(t, f, data[late*cs:(late+1)*cs], int64(late*cs))
 				readBack := f.readBack
-				if err := f.Release(); err != nil {
-					t.Fatal(err)
-				}
-				got, err := s.Get(rec.Ino)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if got.MD5 != md5hex(data) {
-					t.Fatalf("MD5 after a chunk %d chunks late = %q, want %q", chunks-1-late, got.MD5, md5hex(data))
-				}
+				releaseWithMD5(t, s, f, rec, data, fmt.Sprintf("after a chunk %d chunks late", chunks-1-late))
 				// Chunks after the late one: maxAhead kept, the rest read back.
 				if want := chunks - 1 - late - maxAhead; readBack != want {
 					t.Errorf("%d chunks read back, want %d", readBack, want)
 				}
-				if b, _ := committed(t, s, rec.Ino); !bytes.Equal(b, data) {
-					t.Fatal("bytes differ")
-				}
 			})
 		}
 	})
+}
+
+// releaseWithMD5 releases f, written with data, and checks that its record
+// has data's MD5 (the running MD5 was kept) and that the bytes committed are
+// data.
+func releaseWithMD5(t *testing.T, s *Store, f *File, rec *Record, data []byte, what string) {
+	t.Helper()
+	if err := f.Release(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(rec.Ino)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.MD5 != md5hex(data) {
+		t.Fatalf("MD5 %s = %q, want %q", what, got.MD5, md5hex(data))
+	}
+	if b, _ := committed(t, s, rec.Ino); !bytes.Equal(b, data) {
+		t.Fatalf("bytes %s differ", what)
+	}
 }

@@ -18,13 +18,7 @@ func TestCopyKeepsRunningMD5(t *testing.T) {
 	if err := put(t, filepath.Join(e.data, "big.bin"), data); err != nil {
 		t.Fatal(err)
 	}
-	recs, err := e.store.Records()
-	if err != nil || len(recs) != 1 {
-		t.Fatalf("records: %+v, %v", recs, err)
-	}
-	if r := recs[0]; r.Size != int64(len(data)) || r.MD5 != md5hex(data) {
-		t.Fatalf("staged record: size %d MD5 %q; want %d %q", r.Size, r.MD5, len(data), md5hex(data))
-	}
+	stagedWithMD5(t, e, data)
 }
 
 // The same with the daemon's CPUs kept busy: a reader that waits for one
@@ -63,6 +57,13 @@ func TestCopyKeepsRunningMD5UnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stagedWithMD5(t, e, data)
+}
+
+// stagedWithMD5 checks that the one staged file holds data and already
+// has its MD5 (the running MD5 was kept while it was written).
+func stagedWithMD5(t *testing.T, e *env, data []byte) {
+	t.Helper()
 	recs, err := e.store.Records()
 	if err != nil || len(recs) != 1 {
 		t.Fatalf("records: %+v, %v", recs, err)
